@@ -1,0 +1,95 @@
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from portal.env import ConfigError, envbool, envint
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION = {
+    "DJANGO_DEBUG": "False",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_ALLOWED_HOSTS": "portal.example.com",
+}
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return run(
+        ["-c", "import django; django.setup()"],
+        {**env, "DJANGO_SETTINGS_MODULE": "portal.settings"},
+    )
+
+
+def test_production_refuses_a_missing_secret_key():
+    result = load_settings({"DJANGO_DEBUG": "False"})
+    assert result.returncode != 0
+    assert "Set DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_production_refuses_the_development_secret_key():
+    key = settings.DEVELOPMENT_SECRET_KEY
+    result = load_settings({"DJANGO_DEBUG": "False", "DJANGO_SECRET_KEY": key})
+    assert result.returncode != 0
+    assert "Set DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_production_starts_with_a_real_secret_key():
+    assert load_settings(PRODUCTION).returncode == 0
+
+
+def test_check_deploy_reports_no_warnings():
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_time_limits_are_ordered():
+    # A task must be stopped before Redis redelivers it to another worker.
+    assert settings.CELERY_TASK_SOFT_TIME_LIMIT < settings.CELERY_TASK_TIME_LIMIT
+    assert settings.CELERY_TASK_TIME_LIMIT < settings.CELERY_BROKER_VISIBILITY_TIMEOUT
+    transport = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    assert transport["visibility_timeout"] == settings.CELERY_BROKER_VISIBILITY_TIMEOUT
+
+
+def test_celery_is_crash_safe():
+    assert settings.CELERY_TASK_ACKS_LATE
+    assert settings.CELERY_TASK_REJECT_ON_WORKER_LOST
+    assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
+
+
+def test_sqlite_waits_instead_of_failing_when_locked():
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        pytest.skip("the suite runs on PostgreSQL")
+    assert "journal_mode=WAL" in database["OPTIONS"]["init_command"]
+    assert database["OPTIONS"]["timeout"] >= 5
+
+
+def test_envbool_accepts_only_true_and_false(monkeypatch):
+    monkeypatch.setenv("FLAG", "True")
+    assert envbool("FLAG", "False") is True
+    monkeypatch.setenv("FLAG", "yes")
+    with pytest.raises(ConfigError, match="FLAG must be True or False"):
+        envbool("FLAG", "False")
+
+
+def test_envint_rejects_words(monkeypatch):
+    monkeypatch.setenv("LIMIT", "ten")
+    with pytest.raises(ConfigError, match="LIMIT must be a whole number"):
+        envint("LIMIT", "1")
