@@ -1,0 +1,1 @@
+"""The machine-learning core: embeddings, concept heads, evaluation. No Django here."""
