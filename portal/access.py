@@ -3,8 +3,28 @@
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 
-from portal.models import App
+from portal.models import App, Concept, Dataset, DatasetVersion, ImportJob, Input
 
 
 def get_app(request: HttpRequest, app_id: str) -> App:
     return get_object_or_404(App, owner=request.user, slug=app_id)
+
+
+def get_concept(app: App, concept_id: str) -> Concept:
+    return get_object_or_404(Concept, app=app, slug=concept_id)
+
+
+def get_dataset(app: App, dataset_id: str) -> Dataset:
+    return get_object_or_404(Dataset, app=app, slug=dataset_id)
+
+
+def get_version(dataset: Dataset, number: int) -> DatasetVersion:
+    return get_object_or_404(DatasetVersion, dataset=dataset, number=number)
+
+
+def get_input(app: App, input_pk: int) -> Input:
+    return get_object_or_404(Input, app=app, pk=input_pk)
+
+
+def get_import_job(app: App, job_pk: int) -> ImportJob:
+    return get_object_or_404(ImportJob, app=app, pk=job_pk)

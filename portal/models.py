@@ -40,3 +40,195 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} by {self.worker} at {self.seen:%Y-%m-%d %H:%M:%S}"
+
+
+class Concept(models.Model):
+    app = models.ForeignKey(App, models.CASCADE, related_name="concepts")
+    slug = models.CharField("Concept ID", max_length=64, validators=[validate_id])
+    name = models.CharField(max_length=200)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            # Also serves every concept lookup by ID within an app.
+            models.UniqueConstraint(fields=["app", "slug"], name="concept_slug_unique_per_app"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class InputQuerySet(models.QuerySet):
+    def labeled(self) -> "InputQuerySet":
+        return self.filter(annotations__isnull=False).distinct()
+
+    def with_concept(self, concept: "Concept", value: int) -> "InputQuerySet":
+        return self.filter(annotations__concept=concept, annotations__value=value)
+
+    def unlabeled(self) -> "InputQuerySet":
+        return self.filter(annotations__isnull=True)
+
+
+class Input(models.Model):
+    """A text of an app. Its text never changes; its labels are its annotations.
+
+    `revision` goes up with every label change, so two tabs editing the same input
+    can tell that the other one saved first.
+    """
+
+    app = models.ForeignKey(App, models.CASCADE, related_name="inputs")
+    text = models.TextField()
+    text_hash = models.CharField(max_length=64)
+    external_id = models.CharField("Input ID", max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    revision = models.PositiveIntegerField(default=0)
+
+    objects = InputQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The inputs explorer: newest first within an app.
+            models.Index(fields=["app", "-created", "-id"], name="input_app_created"),
+            # Duplicate detection on upload: same text in the app.
+            models.Index(fields=["app", "text_hash"], name="input_app_hash"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="input_external_id_unique_per_app",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class Annotation(models.Model):
+    POSITIVE, NEGATIVE = 1, 0
+    VALUES = [(POSITIVE, "positive"), (NEGATIVE, "negative")]
+
+    input = models.ForeignKey(Input, models.CASCADE, related_name="annotations")
+    concept = models.ForeignKey(Concept, models.CASCADE, related_name="annotations")
+    value = models.SmallIntegerField(choices=VALUES, default=POSITIVE)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["input", "concept"], name="one_label_per_concept"),
+        ]
+        indexes = [
+            # The explorer's concept filter and the concept list's counts.
+            models.Index(fields=["concept", "value"], name="annotation_concept_value"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.concept_id}={self.value} on {self.input_id}"
+
+
+class Dataset(models.Model):
+    app = models.ForeignKey(App, models.CASCADE, related_name="datasets")
+    slug = models.CharField("Dataset ID", max_length=64, validators=[validate_id])
+    description = models.CharField(max_length=500, blank=True)
+    inputs = models.ManyToManyField(Input, related_name="datasets", blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "slug"], name="dataset_slug_unique_per_app"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def get_absolute_url(self) -> str:
+        return reverse("portal:dataset-detail", args=[self.app.slug, self.slug])
+
+
+class DatasetVersion(models.Model):
+    """An immutable snapshot of a dataset's inputs and labels.
+
+    PENDING -> IN_PROGRESS -> READY | FAILURE. Rows are written once, by the snapshot
+    job, and never change: later edits of the dataset touch only live inputs.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        IN_PROGRESS = "IN_PROGRESS"
+        READY = "READY"
+        FAILURE = "FAILURE"
+
+    dataset = models.ForeignKey(Dataset, models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status, default=Status.PENDING)
+    created = models.DateTimeField(default=timezone.now)
+    input_count = models.PositiveIntegerField(default=0)
+    # {"spam": {"positive": 5, "negative": 0}, ...}
+    concept_counts = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "number"], name="version_number_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} v{self.number}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.READY, self.Status.FAILURE)
+
+
+class DatasetVersionRow(models.Model):
+    """One input as it was when the version was made; it outlives the input."""
+
+    version = models.ForeignKey(DatasetVersion, models.CASCADE, related_name="rows")
+    input = models.ForeignKey(Input, models.SET_NULL, null=True, related_name="+")
+    external_id = models.CharField(max_length=200, blank=True)
+    text = models.TextField()
+    text_hash = models.CharField(max_length=64)
+    positive = models.JSONField(default=list)
+    negative = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return f"{self.version}: {self.text[:40]}"
+
+
+class ImportJob(models.Model):
+    """A CSV upload. PENDING -> RUNNING -> DONE | FAILED; nothing is saved unless DONE."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        RUNNING = "RUNNING"
+        DONE = "DONE"
+        FAILED = "FAILED"
+
+    app = models.ForeignKey(App, models.CASCADE, related_name="import_jobs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True)
+    filename = models.CharField(max_length=255)
+    data = models.BinaryField()
+    dataset_ids = models.JSONField(default=list)
+    concept_ids = models.JSONField(default=list)
+    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

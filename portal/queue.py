@@ -1,0 +1,35 @@
+"""Hand work to the Celery workers once the database transaction that needs it commits."""
+
+import logging
+from collections.abc import Callable
+
+from celery import Task
+from django.db import transaction
+from kombu.exceptions import OperationalError
+
+log = logging.getLogger(__name__)
+
+
+class QueueUnavailable(Exception):
+    """The broker did not take the job; the caller's status row has been marked failed."""
+
+    message = "The job queue is unavailable right now (is Redis running?). Try again shortly."
+
+
+def enqueue_on_commit(task: Task, *args, on_failure: Callable[[], None]) -> None:
+    """Send `task` after commit; if the broker refuses, call `on_failure` and raise.
+
+    Raising from the on-commit callback reaches the code that closed the transaction,
+    so a view can tell the user at once, and no status row waits for a task that
+    was never sent.
+    """
+
+    def send() -> None:
+        try:
+            task.apply_async(args=args, retry=False)
+        except OperationalError as exc:
+            log.warning("could not enqueue %s%r: %s", task.name, args, exc)
+            on_failure()
+            raise QueueUnavailable(QueueUnavailable.message) from exc
+
+    transaction.on_commit(send)
