@@ -70,6 +70,7 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # WAL lets the web process read while the worker writes; IMMEDIATE transactions
     # and a busy timeout make writers queue up instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {
