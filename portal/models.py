@@ -30,6 +30,43 @@ class App(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("portal:app-overview", args=[self.slug])
 
+    def counts(self) -> dict[str, int]:
+        return {
+            "inputs": self.inputs.count(),
+            "labeled": Annotation.objects.filter(input__app=self)
+            .values("input")
+            .distinct()
+            .count(),
+            "concepts": self.concepts.count(),
+            "datasets": self.datasets.count(),
+        }
+
+    def recent_activity(self, limit: int = 8) -> list[tuple]:
+        """(time, description, url) of the latest imports and dataset versions."""
+        imports = self.import_jobs.order_by("-created")[:limit]
+        versions = (
+            DatasetVersion.objects.filter(dataset__app=self)
+            .select_related("dataset")
+            .order_by("-created")[:limit]
+        )
+        events = [
+            (
+                job.created,
+                f"Import of {job.filename}: {job.get_status_display().lower()}"
+                + (f", {job.created_count} inputs" if job.status == ImportJob.Status.DONE else ""),
+                reverse("portal:import-status", args=[self.slug, job.pk]),
+            )
+            for job in imports
+        ] + [
+            (
+                v.created,
+                f"Version v{v.number} of dataset {v.dataset.slug}: {v.status.lower()}",
+                v.dataset.get_absolute_url(),
+            )
+            for v in versions
+        ]
+        return sorted(events, key=lambda event: event[0], reverse=True)[:limit]
+
 
 class Heartbeat(models.Model):
     """The last time a worker ran a queued task: proof that the queue really works."""
@@ -232,3 +269,9 @@ class ImportJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def rows_per_second(self) -> float | None:
+        if not (self.finished and self.started and self.rows_done):
+            return None
+        return self.rows_done / max((self.finished - self.started).total_seconds(), 1e-3)

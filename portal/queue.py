@@ -7,6 +7,8 @@ from celery import Task
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
+from portal import health
+
 log = logging.getLogger(__name__)
 
 
@@ -25,11 +27,17 @@ def enqueue_on_commit(task: Task, *args, on_failure: Callable[[], None]) -> None
     """
 
     def send() -> None:
-        try:
-            task.apply_async(args=args, retry=False)
-        except OperationalError as exc:
-            log.warning("could not enqueue %s%r: %s", task.name, args, exc)
+        # Ask Redis first: a publish can take seconds to fail, and a broker that is
+        # down must be reported now rather than leave a job waiting for nothing.
+        error = health.check_broker().get("error")
+        if error is None:
+            try:
+                task.apply_async(args=args, retry=False)
+            except OperationalError as exc:
+                error = str(exc)
+        if error is not None:
+            log.warning("could not enqueue %s%r: %s", task.name, args, error)
             on_failure()
-            raise QueueUnavailable(QueueUnavailable.message) from exc
+            raise QueueUnavailable(QueueUnavailable.message)
 
     transaction.on_commit(send)

@@ -114,6 +114,12 @@ if not DEBUG:
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
     }
 
+# Uploads: files above the cap are refused before they are read; from this many rows
+# on, an import runs as a background job with a progress bar.
+PORTAL_MAX_UPLOAD_BYTES = envint("PORTAL_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024))
+PORTAL_BACKGROUND_IMPORT_ROWS = envint("PORTAL_BACKGROUND_IMPORT_ROWS", "10000")
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
 # Celery. Time limits must stay ordered: soft < hard < broker visibility timeout, so a
 # task is stopped (and its job marked failed) before Redis hands it to another worker.
 REDIS_URL = os.getenv("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -1,12 +1,16 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from portal.views import accounts, apps, health
+from portal.views import accounts, apps, concepts, datasets, explorer, health, uploads
 
 app_urls = [
     path("", apps.app_overview, name="app-overview"),
     path("settings/", apps.app_settings, name="app-settings"),
     path("delete/", apps.app_delete, name="app-delete"),
+    path("concepts/", include(concepts.urlpatterns)),
+    path("datasets/", include(datasets.urlpatterns)),
+    path("inputs/", include(explorer.urlpatterns)),
+    path("inputs/", include(uploads.urlpatterns)),
 ]
 
 portal_urls = [

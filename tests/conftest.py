@@ -90,22 +90,43 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
     process.wait(timeout=10)
 
 
+def _forget_connections() -> None:
+    celery_app.close()
+    # close() keeps the producer pool, which holds a connection to the previous broker.
+    celery_app.amqp._producer_pool = None
+
+
+def _use_broker(url: str, settings) -> Iterator[str]:
+    """Point Django and Celery at `url` for one test."""
+    previous = celery_app.conf.broker_url
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = url
+    celery_app.conf.broker_url = url
+    _forget_connections()
+    yield url
+    celery_app.conf.broker_url = previous
+    _forget_connections()
+
+
 @pytest.fixture
 def broker(redis_url, settings) -> Iterator[str]:
-    """Point Django and Celery at the test Redis for one test."""
-    previous = celery_app.conf.broker_url
-    settings.REDIS_URL = settings.CELERY_BROKER_URL = redis_url
-    celery_app.conf.broker_url = redis_url
-    celery_app.close()
-    yield redis_url
-    celery_app.conf.broker_url = previous
-    celery_app.close()
+    """The test Redis as the broker."""
+    yield from _use_broker(redis_url, settings)
+
+
+@pytest.fixture
+def dead_broker(settings) -> Iterator[str]:
+    """A broker URL where nothing answers: Redis is down."""
+    yield from _use_broker(f"redis://127.0.0.1:{free_port()}/0", settings)
 
 
 @pytest.fixture
 def celery_worker(broker):
     """A real Celery worker, in a thread of this process, consuming from the test Redis."""
     from celery.contrib.testing.worker import start_worker
+
+    # Register the tasks before the worker thread finalizes the app, rather than racing
+    # its autodiscovery against the first request's imports.
+    import portal.tasks  # noqa: F401
 
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as w:
         yield w

@@ -30,7 +30,13 @@ def app_create(request: HttpRequest) -> HttpResponse:
 
 def app_overview(request: HttpRequest, app_id: str) -> HttpResponse:
     app = get_app(request, app_id)
-    return render(request, "portal/app_overview.html", {"app": app, "section": "overview"})
+    context = {
+        "app": app,
+        "section": "overview",
+        "counts": app.counts(),
+        "activity": app.recent_activity(),
+    }
+    return render(request, "portal/app_overview.html", context)
 
 
 def app_settings(request: HttpRequest, app_id: str) -> HttpResponse:

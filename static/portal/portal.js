@@ -45,9 +45,68 @@
     });
   }
 
+  // Tabs inside a form: [data-tab=X] shows [data-panel=X] and sets the hidden [data-mode].
+  function initTabs() {
+    document.addEventListener("click", (event) => {
+      const tab = event.target.closest("[data-tab]");
+      if (!tab) return;
+      const form = tab.closest("form");
+      form.querySelectorAll("[data-tab]").forEach((other) => {
+        other.setAttribute("aria-selected", String(other === tab));
+      });
+      form.querySelectorAll("[data-panel]").forEach((panel) => {
+        panel.hidden = panel.dataset.panel !== tab.dataset.tab;
+      });
+      form.querySelector("[data-mode]").value = tab.dataset.tab;
+    });
+  }
+
+  // Searchable pickers: the search box filters the options; in the concept picker the
+  // "+" (or a search with no match) offers "Add new concept".
+  function initPickers() {
+    document.addEventListener("input", (event) => {
+      const search = event.target.closest("[data-filter]");
+      if (!search) return;
+      const picker = search.closest("[data-picker]");
+      const needle = search.value.trim().toLowerCase();
+      let matches = 0;
+      picker.querySelectorAll(".option").forEach((option) => {
+        const hit = option.textContent.toLowerCase().includes(needle);
+        option.hidden = !hit;
+        matches += hit ? 1 : 0;
+      });
+      const addNew = picker.querySelector("[data-add-new]");
+      if (addNew) {
+        addNew.querySelector("[data-add-name]").textContent = search.value.trim();
+        addNew.hidden = !needle || (matches > 0 && !picker.dataset.adding);
+      }
+    });
+    document.addEventListener("click", (event) => {
+      const toggle = event.target.closest("[data-add-toggle]");
+      if (!toggle) return;
+      const picker = toggle.closest("[data-picker]");
+      picker.dataset.adding = "1";
+      const search = picker.querySelector("[data-filter]");
+      search.focus();
+      search.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    // After a concept is added, clear the search so every option shows again.
+    document.body.addEventListener("htmx:afterSwap", (event) => {
+      const target = event.detail.target;
+      if (!target || target.id !== "concept-options") return;
+      const picker = target.closest("[data-picker]");
+      const search = picker.querySelector("[data-filter]");
+      search.value = "";
+      delete picker.dataset.adding;
+      search.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     initSidebar();
     initDialogs();
     initMenus();
+    initTabs();
+    initPickers();
   });
 })();

@@ -1,0 +1,177 @@
+"""Bring new inputs into an app: typed texts and CSV files, all or nothing.
+
+`add_inputs` is the one place where inputs are created; the embedding job hands off
+from here (inputs are embedded in the background once they exist).
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from portal.csv_io import CsvImportError, ParsedRow, parse_csv
+from portal.models import Annotation, App, Concept, Dataset, ImportJob, Input
+
+log = logging.getLogger(__name__)
+
+BATCH = 2000
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    skipped: int
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def rows_from_text(text: str) -> list[ParsedRow]:
+    """One input per non-blank line of a text box."""
+    return [
+        ParsedRow(
+            row=number,
+            text=line.strip(),
+            external_id="",
+            concepts=(),
+            negative_concepts=(),
+            metadata={},
+        )
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def _concepts_by_id(app: App, rows: list[ParsedRow], extra: list[Concept]) -> dict[str, Concept]:
+    """The app's concepts, creating those the rows name that don't exist yet."""
+    wanted = {c for row in rows for c in (*row.concepts, *row.negative_concepts)}
+    known = {c.slug: c for c in Concept.objects.filter(app=app)}
+    known.update((c.slug, c) for c in extra)
+    new = [Concept(app=app, slug=slug, name=slug) for slug in sorted(wanted - known.keys())]
+    for concept in Concept.objects.bulk_create(new):
+        known[concept.slug] = concept
+    return known
+
+
+def _new_rows(app: App, rows: list[ParsedRow], datasets: list[Dataset]) -> list[ParsedRow]:
+    """Leave out exact duplicates: a known input ID, or a text already in the target.
+
+    The target is the chosen datasets, or the whole app when none is chosen.
+    """
+    seen_ids = set(
+        Input.objects.filter(app=app).exclude(external_id="").values_list("external_id", flat=True)
+    )
+    texts = Input.objects.filter(app=app)
+    if datasets:
+        texts = texts.filter(datasets__in=datasets)
+    seen_hashes = set(texts.values_list("text_hash", flat=True))
+    fresh = []
+    for row in rows:
+        digest = text_hash(row.text)
+        if (row.external_id and row.external_id in seen_ids) or digest in seen_hashes:
+            continue
+        seen_ids.add(row.external_id)
+        seen_hashes.add(digest)
+        fresh.append(row)
+    return fresh
+
+
+def add_inputs(
+    app: App,
+    rows: list[ParsedRow],
+    *,
+    datasets: list[Dataset],
+    concepts: list[Concept],
+    author,
+) -> ImportResult:
+    """Create inputs for `rows`, labeled with their own concepts plus `concepts`.
+
+    Runs in one transaction: either every new input is saved with its labels and
+    datasets, or none is.
+    """
+    with transaction.atomic():
+        by_id = _concepts_by_id(app, rows, concepts)
+        fresh = _new_rows(app, rows, datasets)
+        now = timezone.now()
+        inputs = Input.objects.bulk_create(
+            [
+                Input(
+                    app=app,
+                    text=row.text,
+                    text_hash=text_hash(row.text),
+                    external_id=row.external_id,
+                    metadata=row.metadata,
+                    created=now,
+                )
+                for row in fresh
+            ],
+            batch_size=BATCH,
+        )
+        chosen = {c.slug for c in concepts}
+        annotations = []
+        for row, item in zip(fresh, inputs, strict=True):
+            for slug in chosen.union(row.concepts):
+                annotations.append(
+                    Annotation(input=item, concept=by_id[slug], value=1, author=author, created=now)
+                )
+            for slug in set(row.negative_concepts) - chosen:
+                annotations.append(
+                    Annotation(input=item, concept=by_id[slug], value=0, author=author, created=now)
+                )
+        Annotation.objects.bulk_create(annotations, batch_size=BATCH)
+        Membership = Dataset.inputs.through
+        Membership.objects.bulk_create(
+            [Membership(dataset=d, input=item) for d in datasets for item in inputs],
+            batch_size=BATCH,
+        )
+    return ImportResult(created=len(inputs), skipped=len(rows) - len(fresh))
+
+
+def start_job(job: ImportJob) -> bool:
+    """Claim a pending job; False when another delivery of the task already has it."""
+    claimed = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PENDING).update(
+        status=ImportJob.Status.RUNNING, started=timezone.now()
+    )
+    return claimed == 1
+
+
+def run_job(job: ImportJob) -> None:
+    """Parse and save an upload; the job ends DONE or FAILED with the reasons."""
+    try:
+        rows = parse_csv(bytes(job.data))
+        ImportJob.objects.filter(pk=job.pk).update(rows_total=len(rows))
+        result = add_inputs(
+            job.app,
+            rows,
+            datasets=list(Dataset.objects.filter(app=job.app, slug__in=job.dataset_ids)),
+            concepts=list(Concept.objects.filter(app=job.app, slug__in=job.concept_ids)),
+            author=job.user,
+        )
+    except CsvImportError as exc:
+        finish(job, ImportJob.Status.FAILED, errors=[str(e) for e in exc.errors])
+    except Exception as exc:
+        log.exception("import %s failed", job.pk)
+        finish(job, ImportJob.Status.FAILED, errors=[f"the import failed: {exc}"])
+    else:
+        finish(
+            job,
+            ImportJob.Status.DONE,
+            rows_done=len(rows),
+            created_count=result.created,
+            skipped_count=result.skipped,
+        )
+
+
+def finish(job: ImportJob, status: str, **fields) -> None:
+    for name, value in {"status": status, "finished": timezone.now(), **fields}.items():
+        setattr(job, name, value)
+    if status == ImportJob.Status.DONE:
+        job.data = b""  # the file is not needed any more; a failed one may be retried
+    job.save()
+
+
+def fail_unqueued(job: ImportJob) -> None:
+    finish(job, ImportJob.Status.FAILED, errors=["the job queue was unavailable; try again"])

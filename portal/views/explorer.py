@@ -1,0 +1,175 @@
+"""The inputs explorer: filter, page through, select and label an app's inputs."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import path, reverse
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from portal import labels
+from portal.access import get_app, get_concept, get_dataset, get_input
+from portal.explorer import PAGE_SIZE, STATES, Filters, matching_inputs, with_row_data
+from portal.models import Annotation, App, Concept, Dataset, Input
+
+CONFLICT = (
+    "This input was changed in another tab — here are its current labels; click again to apply."
+)
+# Explicit selections come from one page; larger ones go through the filter.
+MAX_IDS = 500
+LABEL_VALUES = {"1": Annotation.POSITIVE, "0": Annotation.NEGATIVE, "none": None}
+
+
+def _explorer_context(app: App, filters: Filters, page_number) -> dict:
+    # Counting ignores the prefetches; they run for the page's rows only.
+    paginator = Paginator(with_row_data(matching_inputs(app, filters)), PAGE_SIZE)
+    page = paginator.get_page(page_number)
+    concepts = list(Concept.objects.filter(app=app).only("id", "slug", "name"))
+    base = reverse("portal:inputs", args=[app.slug])
+    return {
+        "app": app,
+        "section": "inputs",
+        "filters": filters,
+        "page": page,
+        "count": paginator.count,
+        "concepts": concepts,
+        "shortcuts": concepts[:9],
+        "datasets": list(Dataset.objects.filter(app=app).only("id", "slug")),
+        "states": STATES.items(),
+        "inputs_url": base,
+        "back_url": base + filters.querystring(page=page.number),
+        "prev_page_url": (
+            base + filters.querystring(page=page.previous_page_number())
+            if page.has_previous()
+            else ""
+        ),
+        "next_page_url": (
+            base + filters.querystring(page=page.next_page_number()) if page.has_next() else ""
+        ),
+    }
+
+
+def _wants_fragment(request: HttpRequest) -> bool:
+    # A history restore after a cache miss asks for the whole page.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+@require_GET
+def inputs(request: HttpRequest, app_id: str) -> HttpResponse:
+    app = get_app(request, app_id)
+    filters = Filters.from_data(app, request.GET)
+    context = _explorer_context(app, filters, request.GET.get("page"))
+    template = "portal/inputs.html#explorer" if _wants_fragment(request) else "portal/inputs.html"
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _back(request: HttpRequest, app: App) -> str:
+    """Where a form without JavaScript returns to: the explorer page it was sent from."""
+    url = request.POST.get("next", "")
+    base = reverse("portal:inputs", args=[app.slug])
+    safe = url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()})
+    return url if safe and url.startswith(base) else base
+
+
+@require_POST
+def input_label(request: HttpRequest, app_id: str, input_pk: int) -> HttpResponse:
+    app = get_app(request, app_id)
+    item = get_input(app, input_pk)
+    concept = get_concept(app, request.POST.get("concept", "").strip())
+    value = request.POST.get("value", "")
+    revision = request.POST.get("revision", "")
+    if value not in LABEL_VALUES or not revision.isdigit():
+        return HttpResponseBadRequest("Send value=1, 0 or none and the input's revision.")
+    saved = labels.set_label(item, concept, LABEL_VALUES[value], int(revision), request.user)
+    if not request.htmx:
+        if saved:
+            messages.success(request, "Saved.")
+        else:
+            messages.warning(request, CONFLICT)
+        return redirect(f"{_back(request, app)}#input-{item.pk}")
+    context = {
+        "app": app,
+        "input": with_row_data(Input.objects.filter(pk=item.pk)).get(),
+        "saved": saved,
+        "conflict": not saved,
+        "back_url": _back(request, app),
+    }
+    return render(request, "portal/_input_row.html", context)
+
+
+def _run_bulk(request: HttpRequest, app: App, selection: QuerySet[Input]) -> str:
+    """Apply the posted action to the selection; returns the message for the user."""
+    action = request.POST.get("action", "")
+    author = request.user
+    if action in ("label", "label-negative", "unlabel"):
+        concept_id = request.POST.get("bulk_concept", "")
+        if not concept_id:
+            return "Choose a concept first."
+        concept = get_concept(app, concept_id)
+        if action == "unlabel":
+            n = labels.unlabel_inputs(selection, concept)
+            return f"Removed {concept.slug} from {n} input{pluralize(n)}"
+        if action == "label":
+            n = labels.label_inputs(selection, concept, Annotation.POSITIVE, author)
+            return f"Added {concept.slug} to {n} input{pluralize(n)}"
+        n = labels.label_inputs(selection, concept, Annotation.NEGATIVE, author)
+        return f"Added {concept.slug} as negative to {n} input{pluralize(n)}"
+    if action in ("add-to-dataset", "remove-from-dataset"):
+        dataset_id = request.POST.get("bulk_dataset", "")
+        if not dataset_id:
+            return "Choose a dataset first."
+        dataset = get_dataset(app, dataset_id)
+        if action == "add-to-dataset":
+            n = labels.add_to_dataset(selection, dataset)
+            return f"Added {n} input{pluralize(n)} to {dataset.slug}"
+        n = labels.remove_from_dataset(selection, dataset)
+        return f"Removed {n} input{pluralize(n)} from {dataset.slug}"
+    n = labels.delete_inputs(selection)
+    return f"Deleted {n} input{pluralize(n)}"
+
+
+BULK_ACTIONS = {
+    "label",
+    "label-negative",
+    "unlabel",
+    "add-to-dataset",
+    "remove-from-dataset",
+    "delete",
+}
+
+
+@require_POST
+def inputs_bulk(request: HttpRequest, app_id: str) -> HttpResponse:
+    app = get_app(request, app_id)
+    filters = Filters.from_data(app, request.POST)
+    if request.POST.get("action") not in BULK_ACTIONS:
+        return HttpResponseBadRequest("Unknown action.")
+    ids = [int(pk) for pk in request.POST.getlist("ids") if pk.isdigit()]
+    if request.POST.get("all") == "1":
+        message = _run_bulk(request, app, matching_inputs(app, filters))
+    elif len(ids) > MAX_IDS:
+        return HttpResponseBadRequest("Too many IDs; select all matching the filter instead.")
+    elif ids:
+        # Restricted to this app: IDs of anybody else's inputs select nothing.
+        message = _run_bulk(request, app, Input.objects.filter(app=app, pk__in=ids))
+    else:
+        message = "Select some inputs first."
+    if not request.htmx:
+        messages.info(request, message)
+        return redirect(_back(request, app))
+    context = _explorer_context(app, filters, request.POST.get("page"))
+    context["result"] = message
+    return render(request, "portal/inputs.html#explorer", context)
+
+
+urlpatterns = [
+    path("", inputs, name="inputs"),
+    path("bulk/", inputs_bulk, name="inputs-bulk"),
+    path("<int:input_pk>/label/", input_label, name="input-label"),
+]

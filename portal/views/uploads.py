@@ -1,0 +1,102 @@
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from portal import importing
+from portal.access import get_app, get_import_job
+from portal.forms import ConceptForm, UploadForm
+from portal.models import App, ImportJob
+from portal.queue import QueueUnavailable, enqueue_on_commit
+from portal.tasks import import_csv
+
+TEMPLATE = "portal/upload.html"
+
+
+def _render_form(request: HttpRequest, app: App, form: UploadForm) -> HttpResponse:
+    template = f"{TEMPLATE}#upload-form" if request.htmx else TEMPLATE
+    return render(request, template, {"app": app, "form": form, "section": "inputs"})
+
+
+def upload(request: HttpRequest, app_id: str) -> HttpResponse:
+    app = get_app(request, app_id)
+    form = UploadForm(request.POST or None, request.FILES or None, app=app)
+    if request.method != "POST" or not form.is_valid():
+        return _render_form(request, app, form)
+    data = form.cleaned_data
+    if data["mode"] == "text":
+        rows = importing.rows_from_text(data["text"])
+        result = importing.add_inputs(
+            app,
+            rows,
+            datasets=list(data["datasets"]),
+            concepts=list(data["concepts"]),
+            author=request.user,
+        )
+        return _done(request, app, result.created, result.skipped)
+    job = ImportJob.objects.create(
+        app=app,
+        user=request.user,
+        filename=data["file"].name[:255],
+        data=data["file"].read(),
+        dataset_ids=[d.slug for d in data["datasets"]],
+        concept_ids=[c.slug for c in data["concepts"]],
+    )
+    if bytes(job.data).count(b"\n") < settings.PORTAL_BACKGROUND_IMPORT_ROWS:
+        importing.start_job(job)
+        importing.run_job(job)
+        if job.status == ImportJob.Status.FAILED:
+            form.add_error("file", "Nothing was imported: the file has errors.")
+            form.import_errors = job.errors
+            return _render_form(request, app, form)
+        return _done(request, app, job.created_count, job.skipped_count)
+    try:
+        enqueue_on_commit(import_csv, job.pk, on_failure=lambda: importing.fail_unqueued(job))
+    except QueueUnavailable as exc:
+        form.add_error(None, str(exc))
+        return _render_form(request, app, form)
+    return _job_status(request, app, job)
+
+
+def _done(request: HttpRequest, app: App, created: int, skipped: int) -> HttpResponse:
+    message = f"Uploaded {created} input{'s' * (created != 1)}."
+    if skipped:
+        message += f" {skipped} duplicate{'s' * (skipped != 1)} skipped."
+    messages.success(request, message)
+    url = reverse("portal:inputs", args=[app.slug])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _job_status(request: HttpRequest, app: App, job: ImportJob) -> HttpResponse:
+    template = "portal/_import_job.html"
+    if not request.htmx:
+        template = "portal/import_job.html"
+    return render(request, template, {"app": app, "job": job, "section": "inputs"})
+
+
+@require_GET
+def import_status(request: HttpRequest, app_id: str, job_pk: int) -> HttpResponse:
+    app = get_app(request, app_id)
+    return _job_status(request, app, get_import_job(app, job_pk))
+
+
+@require_POST
+def add_concept(request: HttpRequest, app_id: str) -> HttpResponse:
+    """The window's "Add new concept": create it and return it as a chosen option."""
+    app = get_app(request, app_id)
+    form = ConceptForm(request.POST, app=app)
+    if not form.is_valid():
+        error = next(iter(form.errors.values()))[0]
+        return render(request, "portal/_concept_added.html", {"error": error})
+    concept = form.save()
+    return render(request, "portal/_concept_added.html", {"concept": concept})
+
+
+urlpatterns = [
+    path("upload/", upload, name="inputs-upload"),
+    path("upload/concepts/", add_concept, name="inputs-upload-concept"),
+    path("imports/<int:job_pk>/", import_status, name="import-status"),
+]
