@@ -7,7 +7,7 @@ TORCH := torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test lint format clean
+.PHONY: setup run test lint format bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,9 @@ run: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -203,6 +203,7 @@ class DatasetVersion(models.Model):
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=Status, default=Status.PENDING)
     created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
     input_count = models.PositiveIntegerField(default=0)
     # {"spam": {"positive": 5, "negative": 0}, ...}
     concept_counts = models.JSONField(default=dict, blank=True)

@@ -127,6 +127,8 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", "1800")
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", "1860")
 CELERY_BROKER_VISIBILITY_TIMEOUT = envint("CELERY_BROKER_VISIBILITY_TIMEOUT", "1920")
+# A job still queued or running this long after it started has lost its worker.
+PORTAL_REAPER_DEADLINE = envint("PORTAL_REAPER_DEADLINE", "2100")
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
     "socket_connect_timeout": 2,
@@ -141,6 +143,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
+    "reap": {"task": "portal.tasks.reap_stale_jobs", "schedule": 60.0},
 }
 
 LOGGING = {

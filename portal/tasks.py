@@ -3,7 +3,7 @@ import socket
 from celery import shared_task
 from django.utils import timezone
 
-from portal import importing
+from portal import importing, reaper
 from portal.models import Heartbeat, ImportJob
 
 
@@ -27,3 +27,8 @@ def import_csv(job_id: int) -> None:
     job = ImportJob.objects.select_related("app", "user").filter(pk=job_id).first()
     if job is not None and importing.start_job(job):
         importing.run_job(job)
+
+
+@shared_task
+def reap_stale_jobs() -> None:
+    reaper.reap()

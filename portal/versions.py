@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from portal.csv_io import ExportRow
 from portal.models import Annotation, Dataset, DatasetVersion, DatasetVersionRow
@@ -64,7 +65,7 @@ def snapshot(version_id: int) -> None:
     transaction: a failure leaves no rows behind, only a FAILURE status with the reason.
     """
     claimed = DatasetVersion.objects.filter(pk=version_id, status=Status.PENDING).update(
-        status=Status.IN_PROGRESS
+        status=Status.IN_PROGRESS, started=timezone.now()
     )
     if not claimed:
         return

@@ -63,6 +63,8 @@ def test_time_limits_are_ordered():
     # A task must be stopped before Redis redelivers it to another worker.
     assert settings.CELERY_TASK_SOFT_TIME_LIMIT < settings.CELERY_TASK_TIME_LIMIT
     assert settings.CELERY_TASK_TIME_LIMIT < settings.CELERY_BROKER_VISIBILITY_TIMEOUT
+    # The reaper fails a job only once no worker can still be running or redelivering it.
+    assert settings.CELERY_BROKER_VISIBILITY_TIMEOUT < settings.PORTAL_REAPER_DEADLINE
     transport = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     assert transport["visibility_timeout"] == settings.CELERY_BROKER_VISIBILITY_TIMEOUT
 

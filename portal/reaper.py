@@ -1,0 +1,30 @@
+"""Fail the jobs whose worker vanished, so that no job waits or runs forever.
+
+A job still queued or running after the deadline cannot be alive any more: the hard time
+limit has killed any task by then, and Redis has redelivered any message it was going
+to redeliver (the deadline is longer than the visibility timeout).
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.models import DatasetVersion, ImportJob
+
+LOST = "the job stopped without finishing (its worker was stopped or lost); try again"
+
+
+def reap() -> int:
+    """Mark stale jobs failed; returns how many."""
+    cutoff = timezone.now() - timedelta(seconds=settings.PORTAL_REAPER_DEADLINE)
+    imports = ImportJob.objects.filter(
+        Q(status=ImportJob.Status.PENDING, created__lt=cutoff)
+        | Q(status=ImportJob.Status.RUNNING, started__lt=cutoff)
+    ).update(status=ImportJob.Status.FAILED, finished=timezone.now(), errors=[LOST])
+    versions = DatasetVersion.objects.filter(
+        Q(status=DatasetVersion.Status.PENDING, created__lt=cutoff)
+        | Q(status=DatasetVersion.Status.IN_PROGRESS, started__lt=cutoff)
+    ).update(status=DatasetVersion.Status.FAILURE, error=LOST)
+    return imports + versions

@@ -1,0 +1,91 @@
+"""Steps 1-4 of the portal walkthrough, found by their visible labels."""
+
+import pytest
+
+from portal.models import DatasetVersion, Input
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SPAM = [
+    "WINNER!! You have been selected to receive a $900 prize. Call now to claim.",
+    "Free entry in a weekly competition to win FA Cup final tickets. Text WIN to 87121.",
+    "URGENT! Your mobile number has won a 2000 bonus. Call 09066364311 today.",
+    "Congratulations, you won a free cruise! Reply YES to claim your reward.",
+    "Cheap loans approved in minutes, no credit check. Visit our site now!",
+]
+NOT_SPAM = [
+    "Are we still meeting for lunch tomorrow at noon?",
+    "I'll be home late tonight, don't wait for me for dinner.",
+    "Thanks for the notes from class, they really helped.",
+    "Can you pick up some milk on your way back?",
+    "Happy birthday! Hope you have a wonderful day.",
+]
+
+
+def upload_texts(page, texts: list[str], concept: str, new_concept: bool) -> None:
+    page.get_by_role("link", name="Upload inputs").first.click()
+    dialog = page.get_by_role("dialog", name="Upload inputs")
+    dialog.get_by_role("tab", name="Text").click()
+    dialog.get_by_label("Text", exact=True).fill("\n".join(texts))
+    dialog.get_by_label("Select or add datasets").fill("ema")
+    dialog.get_by_role("checkbox", name="emails").check()
+    if new_concept:
+        dialog.get_by_role("button", name="Add a new concept").click()
+        dialog.get_by_label("Select or add concepts").fill(concept)
+        dialog.get_by_role("button", name=f"Add new concept {concept}").click()
+        dialog.get_by_role("checkbox", name=concept).wait_for()
+    else:
+        dialog.get_by_role("checkbox", name=concept).check()
+    assert dialog.get_by_role("checkbox", name=concept).is_checked()
+    return dialog
+
+
+def test_steps_1_to_4(live_server, page, alice, screenshot, celery_worker):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    # Step 1: Create an App, Text/Document.
+    page.get_by_role("link", name="+ Create an App").first.click()
+    dialog = page.get_by_role("dialog", name="Create an App")
+    dialog.get_by_label("App ID").fill("spam-detector")
+    assert dialog.get_by_label("Text/Document").is_checked()
+    screenshot(page, "walkthrough-1-create-app")
+    dialog.get_by_role("button", name="Create App").click()
+    page.wait_for_url("**/apps/spam-detector/")
+    screenshot(page, "walkthrough-1-app-overview")
+
+    # Step 2: Datasets -> create a dataset.
+    page.get_by_role("navigation", name="App sections").get_by_role("link", name="Datasets").click()
+    page.get_by_role("link", name="+ Create a Dataset").first.click()
+    dialog = page.get_by_role("dialog", name="Create a Dataset")
+    dialog.get_by_label("Dataset ID").fill("emails")
+    dialog.get_by_role("button", name="Create Dataset").click()
+    page.wait_for_url("**/datasets/emails/")
+    screenshot(page, "walkthrough-2-dataset")
+
+    # Step 3: Inputs -> Upload inputs -> Text, with new concepts added on the spot.
+    page.get_by_role("navigation", name="App sections").get_by_role("link", name="Inputs").click()
+    dialog = upload_texts(page, SPAM, "spam", new_concept=True)
+    screenshot(page, "walkthrough-3-upload-spam")
+    dialog.get_by_role("button", name="Upload inputs").click()
+    page.get_by_text("Uploaded 5 inputs.").wait_for()
+    dialog = upload_texts(page, NOT_SPAM, "non-spam", new_concept=True)
+    screenshot(page, "walkthrough-3-upload-non-spam")
+    dialog.get_by_role("button", name="Upload inputs").click()
+    page.get_by_text("Uploaded 5 inputs.").wait_for()
+    screenshot(page, "walkthrough-3-inputs")
+    assert Input.objects.filter(annotations__concept__slug="spam").count() == 5
+    assert Input.objects.filter(annotations__concept__slug="non-spam").count() == 5
+
+    # Step 4: the dataset page -> New version.
+    page.get_by_role("navigation", name="App sections").get_by_role("link", name="Datasets").click()
+    page.get_by_role("link", name="emails").first.click()
+    page.get_by_role("button", name="New version").click()
+    page.get_by_text("READY").wait_for(timeout=30_000)
+    screenshot(page, "walkthrough-4-version")
+    version = DatasetVersion.objects.get()
+    assert version.input_count == 10
+    assert version.concept_counts["spam"]["positive"] == 5
