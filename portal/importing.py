@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from portal import embedding
 from portal.csv_io import CsvImportError, ParsedRow, parse_csv
 from portal.models import Annotation, App, Concept, Dataset, ImportJob, Input
 
@@ -127,6 +128,7 @@ def add_inputs(
             [Membership(dataset=d, input=item) for d in datasets for item in inputs],
             batch_size=BATCH,
         )
+        embedding.schedule([item.pk for item in inputs])
     return ImportResult(created=len(inputs), skipped=len(rows) - len(fresh))
 
 

@@ -276,3 +276,114 @@ class ImportJob(models.Model):
         if not (self.finished and self.started and self.rows_done):
             return None
         return self.rows_done / max((self.finished - self.started).total_seconds(), 1e-3)
+
+
+class Embedding(models.Model):
+    """A cache: a text is embedded once per base model, ever."""
+
+    base_model = models.CharField(max_length=200)
+    text_hash = models.CharField(max_length=64)
+    vector = models.BinaryField()  # float32, little-endian, L2-normalised
+
+    class Meta:
+        constraints = [
+            # Also the lookup of every cache read: (base model, text hash).
+            models.UniqueConstraint(fields=["base_model", "text_hash"], name="embedding_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.base_model}:{self.text_hash[:12]}"
+
+
+def default_params() -> dict:
+    return {
+        "dataset_id": "",
+        "dataset_version_id": "",
+        "concepts": [],
+        "train_params": {
+            "base_embed_model": DEFAULT_BASE_MODEL,
+            "enrich_dataset": "Automatic",
+            "C": None,
+            "class_weight": None,
+        },
+        "inference_params": {"min_value": 0.0, "max_concepts": 20, "select_concepts": []},
+        "concepts_mutually_exclusive": False,
+    }
+
+
+class TrainableModel(models.Model):
+    """A Transfer Learn model of an app: its current parameters and its versions."""
+
+    TYPE = "embedding-classifier"
+
+    app = models.ForeignKey(App, models.CASCADE, related_name="trainable_models")
+    slug = models.CharField("Model ID", max_length=64, validators=[validate_id])
+    description = models.CharField(max_length=500, blank=True)
+    model_type = models.CharField(max_length=50, default=TYPE)
+    params = models.JSONField(default=default_params)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "slug"], name="model_slug_unique_per_app"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def get_absolute_url(self) -> str:
+        return reverse("portal:model-detail", args=[self.app.slug, self.slug])
+
+    def latest_trained(self) -> "ModelVersion | None":
+        return self.versions.filter(status=ModelVersion.Status.TRAINED).order_by("-number").first()
+
+
+class ModelVersion(models.Model):
+    """One training run, with a frozen copy of the parameters and the trained head.
+
+    MODEL-QUEUED-FOR-TRAINING -> MODEL-TRAINING -> MODEL-TRAINED | MODEL-TRAINING-FAILED.
+    Transitions are conditional updates, so a task delivered twice trains once; a
+    TRAINING version whose heartbeat went stale (its worker died) may be claimed again.
+    """
+
+    class Status(models.IntegerChoices):
+        TRAINED = 21100, "MODEL-TRAINED"
+        TRAINING = 21101, "MODEL-TRAINING"
+        QUEUED = 21103, "MODEL-QUEUED-FOR-TRAINING"
+        FAILED = 21106, "MODEL-TRAINING-FAILED"
+
+    model = models.ForeignKey(TrainableModel, models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    status = models.IntegerField(choices=Status, default=Status.QUEUED)
+    params = models.JSONField()
+    dataset_version = models.ForeignKey(
+        DatasetVersion, models.SET_NULL, null=True, related_name="model_versions"
+    )
+    concepts = models.JSONField(default=list)
+    progress = models.FloatField(default=0.0)  # 0..1
+    stage = models.CharField(max_length=100, blank=True)
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    embed_seconds = models.FloatField(null=True, blank=True)
+    fit_seconds = models.FloatField(null=True, blank=True)
+    head = models.BinaryField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    # Written every few seconds while a worker trains: a stale one means the worker died.
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "number"], name="model_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} v{self.number}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.TRAINED, self.Status.FAILED)

@@ -18,6 +18,21 @@ class QueueUnavailable(Exception):
     message = "The job queue is unavailable right now (is Redis running?). Try again shortly."
 
 
+def send(task: Task, *argsets: tuple) -> str | None:
+    """Queue one `task` message per argument tuple; None, or the reason it failed."""
+    # Ask Redis first: a publish can take seconds to fail, and a broker that is down
+    # must be reported now rather than leave a job waiting for nothing.
+    error = health.check_broker().get("error")
+    if error is not None:
+        return error
+    try:
+        for args in argsets:
+            task.apply_async(args=args, retry=False)
+    except OperationalError as exc:
+        return str(exc)
+    return None
+
+
 def enqueue_on_commit(task: Task, *args, on_failure: Callable[[], None]) -> None:
     """Send `task` after commit; if the broker refuses, call `on_failure` and raise.
 
@@ -26,18 +41,23 @@ def enqueue_on_commit(task: Task, *args, on_failure: Callable[[], None]) -> None
     was never sent.
     """
 
-    def send() -> None:
-        # Ask Redis first: a publish can take seconds to fail, and a broker that is
-        # down must be reported now rather than leave a job waiting for nothing.
-        error = health.check_broker().get("error")
-        if error is None:
-            try:
-                task.apply_async(args=args, retry=False)
-            except OperationalError as exc:
-                error = str(exc)
+    def send_or_fail() -> None:
+        error = send(task, args)
         if error is not None:
             log.warning("could not enqueue %s%r: %s", task.name, args, error)
             on_failure()
             raise QueueUnavailable(QueueUnavailable.message)
 
-    transaction.on_commit(send)
+    transaction.on_commit(send_or_fail)
+
+
+def enqueue_on_commit_if_possible(task: Task, argsets: list[tuple]) -> None:
+    """Send `task` messages after commit, for work that may also be done later."""
+
+    def send_or_log() -> None:
+        error = send(task, *argsets)
+        if error is not None:
+            log.warning("could not enqueue %d %s messages: %s", len(argsets), task.name, error)
+
+    if argsets:
+        transaction.on_commit(send_or_log)

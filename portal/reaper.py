@@ -2,7 +2,8 @@
 
 A job still queued or running after the deadline cannot be alive any more: the hard time
 limit has killed any task by then, and Redis has redelivered any message it was going
-to redeliver (the deadline is longer than the visibility timeout).
+to redeliver (the deadline is longer than the visibility timeout). Training writes a
+heartbeat, so a training run is known to be dead as soon as its heartbeat stops.
 """
 
 from datetime import timedelta
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.models import DatasetVersion, ImportJob
+from portal.models import DatasetVersion, ImportJob, ModelVersion
 
 LOST = "the job stopped without finishing (its worker was stopped or lost); try again"
 
@@ -27,4 +28,9 @@ def reap() -> int:
         Q(status=DatasetVersion.Status.PENDING, created__lt=cutoff)
         | Q(status=DatasetVersion.Status.IN_PROGRESS, started__lt=cutoff)
     ).update(status=DatasetVersion.Status.FAILURE, error=LOST)
-    return imports + versions
+    silent = timezone.now() - timedelta(seconds=settings.PORTAL_HEARTBEAT_DEADLINE)
+    trainings = ModelVersion.objects.filter(
+        Q(status=ModelVersion.Status.QUEUED, created__lt=cutoff)
+        | Q(status=ModelVersion.Status.TRAINING, heartbeat__lt=silent)
+    ).update(status=ModelVersion.Status.FAILED, finished=timezone.now(), error=LOST)
+    return imports + versions + trainings

@@ -114,6 +114,11 @@ if not DEBUG:
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
     }
 
+# Base embedding models besides the bundled default, as "id=hub-name-or-path,id2=...".
+PORTAL_EMBEDDING_MODELS = dict(
+    item.split("=", 1) for item in envlist("PORTAL_EMBEDDING_MODELS", "") if "=" in item
+)
+
 # Uploads: files above the cap are refused before they are read; from this many rows
 # on, an import runs as a background job with a progress bar.
 PORTAL_MAX_UPLOAD_BYTES = envint("PORTAL_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024))
@@ -129,6 +134,8 @@ CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", "1860")
 CELERY_BROKER_VISIBILITY_TIMEOUT = envint("CELERY_BROKER_VISIBILITY_TIMEOUT", "1920")
 # A job still queued or running this long after it started has lost its worker.
 PORTAL_REAPER_DEADLINE = envint("PORTAL_REAPER_DEADLINE", "2100")
+# A training run whose heartbeat is this old has lost its worker (it beats every 5 s).
+PORTAL_HEARTBEAT_DEADLINE = envint("PORTAL_HEARTBEAT_DEADLINE", "120")
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
     "socket_connect_timeout": 2,

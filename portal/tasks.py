@@ -1,10 +1,18 @@
 import socket
 
 from celery import shared_task
+from celery.signals import worker_process_init
 from django.utils import timezone
 
-from portal import importing, reaper
+from classifier import embedders
+from portal import embedding, importing, reaper
 from portal.models import Heartbeat, ImportJob
+
+
+@worker_process_init.connect
+def load_default_model(**kwargs) -> None:
+    """Load the embedding model when a worker process starts, not at its first job."""
+    embedders.get_embedder(embedders.DEFAULT_MODEL)
 
 
 @shared_task
@@ -32,3 +40,18 @@ def import_csv(job_id: int) -> None:
 @shared_task
 def reap_stale_jobs() -> None:
     reaper.reap()
+
+
+@shared_task
+def embed_inputs(input_ids: list[int]) -> None:
+    embedding.embed_inputs(input_ids)
+
+
+@shared_task(bind=True, max_retries=10)
+def train_model_version(self, version_id: int) -> None:
+    # Imported here: portal.training imports this module to enqueue the task.
+    from portal import training
+
+    if training.train(version_id) is training.Outcome.BUSY:
+        # Another worker holds it; look again once its heartbeat would have gone stale.
+        raise self.retry(countdown=training.STALE_SECONDS)

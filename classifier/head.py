@@ -1,0 +1,395 @@
+"""The concept head: logistic regression on sentence embeddings (SetFit's linear head).
+
+    head = ConceptHead(["spam", "ham"]).fit(embeddings, Y)
+    head.predict_proba(embedder.encode(["win a free phone"]))  # (1, 2)
+
+Labels are an int8 matrix ``Y`` of shape (n_inputs, n_concepts): 1 positive, 0 negative,
+-1 unknown.
+
+* Mutually exclusive concepts: one multinomial (softmax) model; probabilities sum to 1.
+  Each input must be positive for exactly one concept. Inputs with no positive (only
+  negatives or unknowns) say nothing about which class they are, so they are skipped;
+  an input positive for two or more concepts is an error.
+* Otherwise one binary (sigmoid) model per concept, so an input can carry several. For a
+  concept, the positives are the inputs labeled 1; the negatives are the inputs labeled 0
+  plus the inputs that are unknown (-1) for it but positive for another concept (an input
+  labeled only "spam" is a "ham" negative). Inputs with no label at all are ignored.
+  `background` rows (see `classifier.enrich`) are extra negatives for every concept.
+
+Choices below were measured on the public SMS spam and IMDB sets with all-MiniLM-L6-v2
+embeddings (5-40 labeled examples per class, 10-20 random draws each, and the full sets):
+
+* Default C is 10, not scikit-learn's 1: embeddings are unit vectors of small components,
+  so C=1 squashes probabilities towards the class prior (SMS, 10 examples per class: the
+  true class got 0.58 on average, against 0.73 at C=10) and, on imbalanced data, predicts
+  the majority class (full SMS set: accuracy 0.84 against 0.92). On small balanced sets,
+  accuracy is the same for any C from 0.1 to 100; log loss favours 10.
+* C by 5-fold cross-validation over (0.1, 1, 10, 100), scored by log loss, once every class
+  has 5 examples. Log loss, because users read the probabilities; choosing by accuracy gave
+  the same accuracy and much worse probabilities. One C is shared by all the concepts (the
+  mean of their losses) so that small concepts don't get a noisy choice of their own.
+* Background rows together weigh half as much as the concept's labeled examples. At full
+  weight, ~1,000 background negatives against 10 positives per class pushed the true
+  class's probability down to 0.06-0.26; at half weight, off-topic texts fall from 0.5 to
+  0.05-0.14, ROC AUC is unchanged on SMS and 0.02-0.05 lower on IMDB.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, softmax
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold
+
+FORMAT_VERSION = 1
+DEFAULT_C = 10.0
+C_CANDIDATES = (0.1, 1.0, 10.0, 100.0)
+MIN_PER_CLASS_FOR_CV = 5
+N_FOLDS = 5
+BACKGROUND_SHARE = 0.5
+MAX_ITER = 1000
+
+
+class TrainingError(ValueError):
+    """The labels can't train a head; the message says why in words a user understands."""
+
+
+class HeadFormatError(ValueError):
+    """Stored head arrays are not in a format this code can load."""
+
+
+class ConceptHead(BaseEstimator):
+    """Logistic-regression head over embeddings, one probability per concept.
+
+    Parameters: `concepts` (names, in column order of ``Y``), `mutually_exclusive`, `C`
+    (None: choose by cross-validation when there is enough data, else `DEFAULT_C`),
+    `class_weight` ("balanced" or None), `background` (extra negative embeddings for the
+    one-vs-rest models; ignored for mutually exclusive ones), `random_state` (CV folds).
+
+    Learned: `coef_` (n_concepts, dims), `intercept_` (n_concepts,), `chosen_C_`,
+    `fit_log_` (lines for the training log), `n_features_in_`.
+    """
+
+    def __init__(
+        self,
+        concepts: Sequence[str],
+        mutually_exclusive: bool = False,
+        C: float | None = None,
+        class_weight: str | None = None,
+        background: np.ndarray | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.concepts = concepts
+        self.mutually_exclusive = mutually_exclusive
+        self.C = C
+        self.class_weight = class_weight
+        self.background = background
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> ConceptHead:
+        X, Y = self._check_training_data(X, Y)
+        balanced = self.class_weight == "balanced"
+        if self.mutually_exclusive:
+            problems, log = self._exclusive_problem(X, Y)
+        else:
+            problems, log = self._one_vs_rest_problems(X, Y)
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            C, c_log = self._choose_C(problems, balanced)
+            fitted = [p.fit(np.arange(len(p.y)), balanced, [C])[0] for p in problems]
+        log += c_log
+        for w in caught:
+            if not issubclass(w.category, ConvergenceWarning):
+                warnings.warn(w.message, w.category, stacklevel=2)
+        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+            log.append(f"note: the optimiser did not fully converge in {MAX_ITER} iterations")
+
+        if self.mutually_exclusive:
+            self.coef_, self.intercept_ = fitted[0]
+        else:
+            # Each binary model is stored in softmax form [0; w]; its sigmoid weights are row 1.
+            self.coef_ = np.vstack([coef[1] for coef, _ in fitted])
+            self.intercept_ = np.array([intercept[1] for _, intercept in fitted])
+        self.chosen_C_ = float(C)
+        self.n_features_in_ = X.shape[1]
+        self.fit_log_ = log
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities, shape (n, n_concepts): rows sum to 1 if mutually exclusive."""
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("this ConceptHead is not trained yet: call fit() first")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"expected embeddings of shape (n, {self.n_features_in_}), got {X.shape}"
+            )
+        scores = X @ self.coef_.T + self.intercept_
+        return softmax(scores, axis=1) if self.mutually_exclusive else expit(scores)
+
+    # Persistence: plain arrays and JSON, never pickle, so loading can't run code.
+
+    def to_arrays(self) -> dict[str, Any]:
+        """The trained head as numpy arrays (`coef`, `intercept`) and JSON-able metadata."""
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("this ConceptHead is not trained yet: call fit() first")
+        return {
+            "format_version": FORMAT_VERSION,
+            "concepts": list(self.concepts),
+            "mutually_exclusive": bool(self.mutually_exclusive),
+            "C": None if self.C is None else float(self.C),
+            "class_weight": self.class_weight,
+            "random_state": self.random_state,
+            "chosen_C": self.chosen_C_,
+            "fit_log": list(self.fit_log_),
+            "coef": self.coef_.copy(),
+            "intercept": self.intercept_.copy(),
+        }
+
+    @classmethod
+    def from_arrays(cls, d: dict[str, Any]) -> ConceptHead:
+        version = d.get("format_version")
+        if version != FORMAT_VERSION:
+            raise HeadFormatError(
+                f"stored head has format version {version!r}; this code reads {FORMAT_VERSION}"
+            )
+        try:
+            concepts = [str(c) for c in d["concepts"]]
+            coef = np.asarray(d["coef"], dtype=np.float64)
+            intercept = np.asarray(d["intercept"], dtype=np.float64)
+            head = cls(
+                concepts,
+                mutually_exclusive=bool(d["mutually_exclusive"]),
+                C=d["C"],
+                class_weight=d["class_weight"],
+                random_state=d["random_state"],
+            )
+            chosen_C = float(d["chosen_C"])
+            fit_log = [str(line) for line in d["fit_log"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise HeadFormatError(f"stored head is incomplete or malformed: {e!r}") from e
+        if coef.ndim != 2 or coef.shape[0] != len(concepts) or intercept.shape != (len(concepts),):
+            raise HeadFormatError(
+                f"stored head has arrays of shapes {coef.shape} and {intercept.shape} "
+                f"for {len(concepts)} concepts"
+            )
+        head.coef_, head.intercept_ = coef, intercept
+        head.chosen_C_, head.fit_log_, head.n_features_in_ = chosen_C, fit_log, coef.shape[1]
+        return head
+
+    def dumps(self) -> bytes:
+        """The head as ``.npz`` bytes: the arrays, and the metadata as one JSON string."""
+        d = self.to_arrays()
+        coef, intercept = d.pop("coef"), d.pop("intercept")
+        buffer = io.BytesIO()
+        np.savez(buffer, coef=coef, intercept=intercept, meta=np.array(json.dumps(d)))
+        return buffer.getvalue()
+
+    @classmethod
+    def loads(cls, data: bytes) -> ConceptHead:
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                d = json.loads(str(npz["meta"].item()))
+                if not isinstance(d, dict):
+                    raise HeadFormatError("stored head metadata is not a JSON object")
+                d["coef"], d["intercept"] = npz["coef"], npz["intercept"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            if isinstance(e, HeadFormatError):
+                raise
+            raise HeadFormatError(f"not a stored concept head: {e}") from e
+        return cls.from_arrays(d)
+
+    # Training helpers.
+
+    def _check_training_data(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        concepts = list(self.concepts)
+        if len(set(concepts)) != len(concepts):
+            raise ValueError(f"concept names must be unique, got {concepts}")
+        if not concepts:
+            raise TrainingError("choose at least one concept to train")
+        if self.mutually_exclusive and len(concepts) < 2:
+            raise TrainingError("mutually exclusive concepts need at least 2 concepts")
+        if self.class_weight not in (None, "balanced"):
+            raise ValueError(f"class_weight must be None or 'balanced', not {self.class_weight!r}")
+        X = np.asarray(X, dtype=np.float64)
+        Y = np.asarray(Y)
+        if X.ndim != 2 or Y.shape != (len(X), len(concepts)):
+            raise ValueError(
+                f"expected X of shape (n, dims) and Y of shape (n, {len(concepts)}), "
+                f"got {X.shape} and {Y.shape}"
+            )
+        if not np.isin(Y, (-1, 0, 1)).all():
+            raise ValueError("labels must be 1 (positive), 0 (negative) or -1 (unknown)")
+        if self.background is not None and len(self.background):
+            background = np.asarray(self.background)
+            if background.ndim != 2 or background.shape[1] != X.shape[1]:
+                raise ValueError(
+                    f"background must have shape (m, {X.shape[1]}), got {background.shape}"
+                )
+        return X, Y.astype(np.int8)
+
+    def _background(self) -> np.ndarray | None:
+        if self.background is None or len(self.background) == 0:
+            return None
+        return np.asarray(self.background, dtype=np.float64)
+
+    def _exclusive_problem(self, X: np.ndarray, Y: np.ndarray) -> tuple[list[_Problem], list[str]]:
+        positives = (Y == 1).sum(axis=1)
+        for j, concept in enumerate(self.concepts):
+            if not (Y[:, j] == 1).any():
+                raise TrainingError(f"concept {concept!r} has no positive examples")
+        several = np.flatnonzero(positives > 1)
+        if len(several):
+            rows = ", ".join(str(i) for i in several[:5]) + (", ..." if len(several) > 5 else "")
+            raise TrainingError(
+                f"{len(several)} inputs are labeled with more than one of the mutually "
+                f"exclusive concepts (rows {rows}): keep one concept per input, or don't set "
+                "the concepts as mutually exclusive"
+            )
+        used = positives == 1
+        y = np.argmax(Y[used] == 1, axis=1)
+        log = [
+            f"mutually exclusive: one softmax model over {len(self.concepts)} concepts, "
+            f"{used.sum()} inputs, {X.shape[1]} dimensions"
+        ]
+        counts = np.bincount(y, minlength=len(self.concepts))
+        log.append(", ".join(f"{c!r}: {n}" for c, n in zip(self.concepts, counts, strict=True)))
+        if (~used).any():
+            log.append(f"skipped {(~used).sum()} inputs with no positive concept")
+        if self._background() is not None:
+            log.append("Enrich: background texts not used (softmax has no 'none of these' class)")
+        problem = _Problem("all concepts", X[used], y, len(self.concepts), None)
+        return [problem], log
+
+    def _one_vs_rest_problems(
+        self, X: np.ndarray, Y: np.ndarray
+    ) -> tuple[list[_Problem], list[str]]:
+        background = self._background()
+        positive_elsewhere = (Y == 1).any(axis=1)
+        masks = []
+        for j, concept in enumerate(self.concepts):
+            column = Y[:, j]
+            positive = column == 1
+            negative = (column == 0) | ((column == -1) & positive_elsewhere)
+            if not positive.any():
+                raise TrainingError(f"concept {concept!r} has no positive examples")
+            masks.append((positive, negative))
+        for concept, (_, negative) in zip(self.concepts, masks, strict=True):
+            if not negative.any() and background is None:
+                raise TrainingError(
+                    f"concept {concept!r} has no negative examples: label some inputs as "
+                    f"not {concept} or enable Enrich dataset"
+                )
+        ignored = int(((Y == -1).all(axis=1)).sum())
+        log = [
+            f"one-vs-rest: {len(self.concepts)} binary models, {len(X) - ignored} labeled "
+            f"inputs, {X.shape[1]} dimensions"
+        ]
+        if ignored:
+            log.append(f"ignored {ignored} inputs with no label")
+        if background is not None:
+            log.append(f"Enrich: {len(background)} background texts as extra negatives")
+        problems = []
+        for concept, (positive, negative) in zip(self.concepts, masks, strict=True):
+            rows = positive | negative
+            problems.append(_Problem(concept, X[rows], positive[rows].astype(int), 2, background))
+            log.append(f"{concept!r}: {positive.sum()} positive, {negative.sum()} negative")
+        return problems, log
+
+    def _choose_C(self, problems: list[_Problem], balanced: bool) -> tuple[float, list[str]]:
+        if self.C is not None:
+            return float(self.C), [f"C = {self.C:g} (set)"]
+        short = [p for p in problems if np.bincount(p.y).min() < MIN_PER_CLASS_FOR_CV]
+        if short:
+            return DEFAULT_C, [
+                f"C = {DEFAULT_C:g} (default: cross-validation needs {MIN_PER_CLASS_FOR_CV} "
+                f"examples of each class, {short[0].name!r} has fewer)"
+            ]
+        losses = sum(p.cv_losses(C_CANDIDATES, balanced, self.random_state) for p in problems)
+        losses = losses / len(problems)
+        best = C_CANDIDATES[int(np.argmin(losses))]
+        pairs = zip(C_CANDIDATES, losses, strict=True)
+        scores = ", ".join(f"C={c:g}: {loss:.3f}" for c, loss in pairs)
+        return best, [
+            f"{N_FOLDS}-fold cross-validation, mean log loss: {scores}",
+            f"C = {best:g} (chosen by cross-validation)",
+        ]
+
+
+@dataclass
+class _Problem:
+    """One logistic regression to fit: labeled rows, their class, optional background."""
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray  # class index of each labeled row
+    n_classes: int
+    background: np.ndarray | None  # extra rows of class 0
+
+    def training_set(
+        self, rows: np.ndarray, balanced: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X, y = self.X[rows], self.y[rows]
+        w = np.ones(len(y))
+        if self.background is not None:
+            m = len(self.background)
+            X = np.vstack([X, self.background])
+            y = np.concatenate([y, np.zeros(m, dtype=y.dtype)])
+            w = np.concatenate([w, np.full(m, min(1.0, BACKGROUND_SHARE * len(rows) / m))])
+        if balanced:
+            w = _balanced(w, y, self.n_classes)
+        return X, y, w
+
+    def fit(
+        self, rows: np.ndarray, balanced: bool, Cs: Sequence[float]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Softmax-form parameters, (n_classes, dims) and (n_classes,), for each C in turn.
+
+        Each fit starts from the previous solution (the problem is convex, so only the
+        number of iterations changes): in ascending order this about halves the work.
+        """
+        X, y, w = self.training_set(rows, balanced)
+        model = LogisticRegression(max_iter=MAX_ITER, warm_start=True)
+        results = []
+        for C in Cs:
+            model.set_params(C=C).fit(X, y, sample_weight=w)
+            if self.n_classes == 2:
+                # A binary model has one weight vector w: softmax over [0, w.x] is sigmoid(w.x).
+                coef = np.vstack([np.zeros_like(model.coef_), model.coef_])
+                intercept = np.concatenate([[0.0], model.intercept_])
+            else:
+                coef, intercept = model.coef_.copy(), model.intercept_.copy()
+            results.append((coef, intercept))
+        return results
+
+    def cv_losses(self, Cs: Sequence[float], balanced: bool, random_state: int) -> np.ndarray:
+        """Mean held-out log loss for each C; background rows only ever train."""
+        folds = StratifiedKFold(N_FOLDS, shuffle=True, random_state=random_state)
+        losses = np.zeros(len(Cs))
+        for train, test in folds.split(self.X, self.y):
+            y_test = self.y[test]
+            weights = _balanced(np.ones(len(test)), y_test, self.n_classes) if balanced else None
+            for i, (coef, intercept) in enumerate(self.fit(train, balanced, Cs)):
+                p = softmax(self.X[test] @ coef.T + intercept, axis=1)
+                losses[i] += log_loss(
+                    y_test, p, sample_weight=weights, labels=np.arange(self.n_classes)
+                )
+        return losses / N_FOLDS
+
+
+def _balanced(w: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Scale `w` so every class carries the same total weight (scikit-learn's "balanced")."""
+    totals = np.bincount(y, weights=w, minlength=n_classes)
+    return w * (w.sum() / (n_classes * totals[y]))

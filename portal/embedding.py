@@ -1,0 +1,103 @@
+"""The embedding cache: a text is embedded once per base model, ever.
+
+Inputs are embedded in the background when they arrive (`schedule`); training and
+evaluation call `vectors` and embed only what is still missing.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from django.db.models import Exists, OuterRef
+
+from classifier import embedders
+from portal.models import App, Embedding, Input
+from portal.queue import enqueue_on_commit_if_possible
+
+log = logging.getLogger(__name__)
+
+# Texts per encode call and per cache write; IDs per Celery task when inputs arrive.
+BATCH = 256
+LOOKUP_BATCH = 900  # SQLite allows 999 parameters in a statement
+
+
+def cached(base_model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+    found: dict[str, np.ndarray] = {}
+    unique = list(dict.fromkeys(hashes))
+    for start in range(0, len(unique), LOOKUP_BATCH):
+        rows = Embedding.objects.filter(
+            base_model=base_model, text_hash__in=unique[start : start + LOOKUP_BATCH]
+        ).values_list("text_hash", "vector")
+        for text_hash, vector in rows:
+            found[text_hash] = np.frombuffer(bytes(vector), dtype="<f4")
+    return found
+
+
+def vectors(
+    base_model: str,
+    texts: Sequence[str],
+    hashes: Sequence[str],
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Embeddings of `texts` (rows in order), from the cache or embedded and cached now.
+
+    `progress(done, total)` is called after each batch of newly embedded texts.
+    """
+    found = cached(base_model, hashes)
+    missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in found}
+    if missing:
+        embedder = embedders.get_embedder(base_model)
+        pending = list(missing.items())
+        for start in range(0, len(pending), BATCH):
+            batch = pending[start : start + BATCH]
+            encoded = embedder.encode([text for _, text in batch])
+            store(base_model, [h for h, _ in batch], encoded)
+            found.update(zip((h for h, _ in batch), encoded, strict=True))
+            if progress:
+                progress(start + len(batch), len(pending))
+    if not hashes:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.vstack([found[h] for h in hashes]).astype(np.float32, copy=False)
+
+
+def store(base_model: str, hashes: Sequence[str], encoded: np.ndarray) -> None:
+    Embedding.objects.bulk_create(
+        [
+            Embedding(base_model=base_model, text_hash=h, vector=row.astype("<f4").tobytes())
+            for h, row in zip(hashes, encoded, strict=True)
+        ],
+        ignore_conflicts=True,  # another worker embedded the same text meanwhile
+        batch_size=LOOKUP_BATCH // 4,
+    )
+
+
+def embed_inputs(input_ids: Sequence[int]) -> None:
+    """Embed these inputs with their app's base model (the background job's work)."""
+    rows = Input.objects.filter(pk__in=input_ids).values_list(
+        "app__base_model", "text", "text_hash"
+    )
+    by_model: dict[str, list[tuple[str, str]]] = {}
+    for base_model, text, text_hash in rows:
+        by_model.setdefault(base_model, []).append((text, text_hash))
+    for base_model, items in by_model.items():
+        vectors(base_model, [t for t, _ in items], [h for _, h in items])
+
+
+def schedule(input_ids: Sequence[int]) -> None:
+    """After commit, queue the embedding of new inputs, BATCH inputs per task.
+
+    Embedding ahead of time only saves time later: if the queue is down, training
+    embeds what is missing, so a failure here is only logged.
+    """
+    from portal.tasks import embed_inputs as task
+
+    ids = list(input_ids)
+    argsets = [(ids[start : start + BATCH],) for start in range(0, len(ids), BATCH)]
+    enqueue_on_commit_if_possible(task, argsets)
+
+
+def embedded_count(app: App) -> tuple[int, int]:
+    """(inputs of the app embedded with its base model, all inputs of the app)."""
+    inputs = Input.objects.filter(app=app)
+    done = Embedding.objects.filter(base_model=app.base_model, text_hash=OuterRef("text_hash"))
+    return inputs.filter(Exists(done)).count(), inputs.count()
