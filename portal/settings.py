@@ -134,7 +134,9 @@ CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", "1860")
 CELERY_BROKER_VISIBILITY_TIMEOUT = envint("CELERY_BROKER_VISIBILITY_TIMEOUT", "1920")
 # A job still queued or running this long after it started has lost its worker.
 PORTAL_REAPER_DEADLINE = envint("PORTAL_REAPER_DEADLINE", "2100")
-# A training run whose heartbeat is this old has lost its worker (it beats every 5 s).
+# Training writes a heartbeat this often; the reaper fails a run whose heartbeat is
+# older than the deadline (its worker is gone).
+PORTAL_HEARTBEAT_SECONDS = envint("PORTAL_HEARTBEAT_SECONDS", "5")
 PORTAL_HEARTBEAT_DEADLINE = envint("PORTAL_HEARTBEAT_DEADLINE", "120")
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,

@@ -54,4 +54,4 @@ def train_model_version(self, version_id: int) -> None:
 
     if training.train(version_id) is training.Outcome.BUSY:
         # Another worker holds it; look again once its heartbeat would have gone stale.
-        raise self.retry(countdown=training.STALE_SECONDS)
+        raise self.retry(countdown=training.stale_seconds())

@@ -14,6 +14,7 @@ from enum import Enum
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
@@ -31,10 +32,6 @@ log = logging.getLogger(__name__)
 Status = ModelVersion.Status
 QUEUE_UNAVAILABLE = "the job queue was unavailable; nothing was trained"
 TIMED_OUT = "training took longer than the time limit and was stopped"
-# A training worker writes its heartbeat this often; one older than STALE_SECONDS
-# belongs to a worker that died, and its version may be trained again.
-HEARTBEAT_SECONDS = 5
-STALE_SECONDS = 30
 MAX_ATTEMPTS = 3
 
 
@@ -153,10 +150,16 @@ def labels_matrix(rows: list[tuple], concepts: list[str], exclusive: bool) -> np
     return Y
 
 
+def stale_seconds() -> float:
+    """A training worker writes its heartbeat every PORTAL_HEARTBEAT_SECONDS; one this old
+    belongs to a worker that died, and its version may be trained again."""
+    return 6 * settings.PORTAL_HEARTBEAT_SECONDS
+
+
 def claim(version_id: int) -> bool:
     """Take the version for this worker: queued, or training under a dead worker."""
     now = timezone.now()
-    stale = Q(status=Status.TRAINING, heartbeat__lt=now - timedelta(seconds=STALE_SECONDS))
+    stale = Q(status=Status.TRAINING, heartbeat__lt=now - timedelta(seconds=stale_seconds()))
     claimed = ModelVersion.objects.filter(
         Q(status=Status.QUEUED) | stale, pk=version_id, attempts__lt=MAX_ATTEMPTS
     ).update(
@@ -210,7 +213,7 @@ class HeartbeatThread:
 
     def beat(self) -> None:
         try:
-            while not self.stopped.wait(HEARTBEAT_SECONDS):
+            while not self.stopped.wait(settings.PORTAL_HEARTBEAT_SECONDS):
                 try:
                     ModelVersion.objects.filter(pk=self.version_id, status=Status.TRAINING).update(
                         heartbeat=timezone.now()

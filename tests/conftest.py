@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from django.conf import settings
 
 from portal.celery import app as celery_app
 
@@ -197,3 +198,13 @@ def embedder():
     from classifier import embedders
 
     return embedders.get_embedder(embedders.DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory) -> None:
+    """A file for the SQLite test database, so worker processes can open it too."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(
+            tmp_path_factory.mktemp("database") / "test.sqlite3"
+        )

@@ -69,6 +69,12 @@ def test_time_limits_are_ordered():
     assert transport["visibility_timeout"] == settings.CELERY_BROKER_VISIBILITY_TIMEOUT
 
 
+def test_a_dead_training_is_reaped_only_after_it_could_be_retried():
+    from portal.training import stale_seconds
+
+    assert settings.PORTAL_HEARTBEAT_SECONDS < stale_seconds() < settings.PORTAL_HEARTBEAT_DEADLINE
+
+
 def test_celery_is_crash_safe():
     assert settings.CELERY_TASK_ACKS_LATE
     assert settings.CELERY_TASK_REJECT_ON_WORKER_LOST

@@ -199,6 +199,7 @@ def test_a_large_file_with_the_queue_down_says_so(alice_client, app, settings, d
         ("post", URL),
         ("post", "/apps/spam-filter/inputs/upload/concepts/"),
         ("get", "/apps/spam-filter/inputs/imports/{job}/"),
+        ("get", "/apps/spam-filter/inputs/embedding/"),
     ],
 )
 def test_it_checks_ownership(client, charlie, app, method, url):
@@ -210,3 +211,17 @@ def test_it_checks_ownership(client, charlie, app, method, url):
     assert response.status_code == 404
     assert not Input.objects.exists()
     assert not Concept.objects.exists()
+
+
+def test_the_embedding_status_polls_until_every_input_is_embedded(alice_client, app, embedder):
+    from portal import embedding
+
+    alice_client.post(URL, {"mode": "text", "text": "one\ntwo"})
+    url = "/apps/spam-filter/inputs/embedding/"
+    waiting = alice_client.get(url, headers={"HX-Request": "true"})
+    assert b"0 of 2 inputs embedded" in waiting.content
+    assert b"every 2s" in waiting.content
+    embedding.embed_inputs(list(Input.objects.values_list("pk", flat=True)))
+    done = alice_client.get(url, headers={"HX-Request": "true"})
+    assert b"All 2 inputs embedded" in done.content
+    assert b"every 2s" not in done.content

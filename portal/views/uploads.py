@@ -6,7 +6,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from portal import importing
+from portal import embedding, importing
 from portal.access import get_app, get_import_job
 from portal.forms import ConceptForm, UploadForm
 from portal.models import App, ImportJob
@@ -95,8 +95,18 @@ def add_concept(request: HttpRequest, app_id: str) -> HttpResponse:
     return render(request, "portal/_concept_added.html", {"concept": concept})
 
 
+@require_GET
+def embedding_status(request: HttpRequest, app_id: str) -> HttpResponse:
+    """How many of the app's inputs are embedded; polls while some are not."""
+    app = get_app(request, app_id)
+    done, total = embedding.embedded_count(app)
+    context = {"app": app, "done": done, "total": total}
+    return render(request, "portal/_embedding_status.html", context)
+
+
 urlpatterns = [
     path("upload/", upload, name="inputs-upload"),
     path("upload/concepts/", add_concept, name="inputs-upload-concept"),
     path("imports/<int:job_pk>/", import_status, name="import-status"),
+    path("embedding/", embedding_status, name="inputs-embedding"),
 ]
