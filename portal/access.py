@@ -3,7 +3,17 @@
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 
-from portal.models import App, Concept, Dataset, DatasetVersion, ImportJob, Input
+from portal.models import (
+    App,
+    Concept,
+    Dataset,
+    DatasetVersion,
+    ImportJob,
+    Input,
+    ModelVersion,
+    PredictionJob,
+    TrainableModel,
+)
 
 
 def get_app(request: HttpRequest, app_id: str) -> App:
@@ -28,3 +38,15 @@ def get_input(app: App, input_pk: int) -> Input:
 
 def get_import_job(app: App, job_pk: int) -> ImportJob:
     return get_object_or_404(ImportJob, app=app, pk=job_pk)
+
+
+def get_model(app: App, model_id: str) -> TrainableModel:
+    return get_object_or_404(TrainableModel, app=app, slug=model_id)
+
+
+def get_model_version(model: TrainableModel, number: int) -> ModelVersion:
+    return get_object_or_404(ModelVersion, model=model, number=number)
+
+
+def get_prediction_job(model: TrainableModel, job_pk: int) -> PredictionJob:
+    return get_object_or_404(PredictionJob, model_version__model=model, pk=job_pk)

@@ -2,7 +2,8 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
 
-from portal.models import App, Concept, Dataset
+from portal.ids import is_valid_id
+from portal.models import App, Concept, Dataset, TrainableModel, default_params
 
 # Path segments under /apps/ and /datasets/ that are pages rather than objects.
 RESERVED_APP_IDS = RESERVED_DATASET_IDS = {"new"}
@@ -134,3 +135,114 @@ class DatasetForm(forms.ModelForm):
         if Dataset.objects.filter(app=self.instance.app, slug__iexact=slug).exists():
             raise forms.ValidationError(f"This app already has a dataset called “{slug}”.")
         return slug
+
+
+# Path segments under /models/ that are pages rather than models.
+RESERVED_MODEL_IDS = {"new", "types"}
+
+
+class ModelCreateForm(forms.ModelForm):
+    class Meta:
+        model = TrainableModel
+        fields = ["slug", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {"slug": "Letters, digits, - and _. You can't change it later."}
+
+    def __init__(self, *args, app: App, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.instance.app = app
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"]
+        if slug.lower() in RESERVED_MODEL_IDS:
+            raise forms.ValidationError(f"“{slug}” is reserved; choose another model ID.")
+        if TrainableModel.objects.filter(app=self.instance.app, slug__iexact=slug).exists():
+            raise forms.ValidationError(f"This app already has a model called “{slug}”.")
+        return slug
+
+
+class IdListField(forms.MultipleChoiceField):
+    """A list of concept IDs. Any well-formed ID passes here: whether the dataset version
+    has it is for training.start_training to say, in words."""
+
+    def valid_value(self, value: str) -> bool:
+        return is_valid_id(value)
+
+
+class ModelSetupForm(forms.Form):
+    """The set-up form of a Transfer Learn model, read from and written to `model.params`.
+
+    It checks shapes only; training.start_training checks the values against the app.
+    """
+
+    ENRICH = [("Automatic", "Automatic"), ("Disabled", "Disabled")]
+    CLASS_WEIGHTS = [("none", "None"), ("balanced", "Balanced")]
+
+    dataset = forms.CharField(required=False)
+    dataset_version = forms.RegexField(r"^[0-9]*$", required=False)
+    base_embed_model = forms.ChoiceField(label="Base embedding model")
+    concepts = IdListField(required=False)
+    concepts_mutually_exclusive = forms.BooleanField(required=False)
+    enrich_dataset = forms.ChoiceField(choices=ENRICH)
+    min_value = forms.FloatField(min_value=0.0, max_value=1.0)
+    max_concepts = forms.IntegerField(min_value=1, max_value=200)
+    select_concepts = IdListField(required=False)
+    C = forms.CharField(required=False)
+    class_weight = forms.ChoiceField(choices=CLASS_WEIGHTS)
+
+    def __init__(self, *args, base_models: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["base_embed_model"].choices = [(m, m) for m in base_models]
+
+    @staticmethod
+    def initial_from(params: dict) -> dict:
+        """The form's values for `params` (missing keys take the defaults)."""
+        defaults = default_params()
+        train = {**defaults["train_params"], **params.get("train_params", {})}
+        inference = {**defaults["inference_params"], **params.get("inference_params", {})}
+        return {
+            "dataset": params.get("dataset_id", ""),
+            "dataset_version": params.get("dataset_version_id", ""),
+            "concepts": list(params.get("concepts", [])),
+            "concepts_mutually_exclusive": bool(params.get("concepts_mutually_exclusive")),
+            "base_embed_model": train["base_embed_model"],
+            "enrich_dataset": train["enrich_dataset"],
+            "C": "auto" if train["C"] is None else f"{train['C']:g}",
+            "class_weight": train["class_weight"] or "none",
+            "min_value": inference["min_value"],
+            "max_concepts": inference["max_concepts"],
+            "select_concepts": list(inference["select_concepts"]),
+        }
+
+    def clean_C(self) -> float | None:
+        value = self.cleaned_data["C"].strip().lower()
+        if value in ("", "auto"):
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            number = 0.0
+        if not 0 < number < float("inf"):
+            raise forms.ValidationError("Enter “auto” or a positive number, such as 1 or 0.5.")
+        return number
+
+    def params(self) -> dict:
+        """The model's parameters in the portal's shape."""
+        data = self.cleaned_data
+        return {
+            "dataset_id": data["dataset"],
+            "dataset_version_id": data["dataset_version"],
+            "concepts": list(dict.fromkeys(data["concepts"])),
+            "train_params": {
+                "base_embed_model": data["base_embed_model"],
+                "enrich_dataset": data["enrich_dataset"],
+                "C": data["C"],
+                "class_weight": None if data["class_weight"] == "none" else "balanced",
+            },
+            "inference_params": {
+                "min_value": data["min_value"],
+                "max_concepts": data["max_concepts"],
+                "select_concepts": list(dict.fromkeys(data["select_concepts"])),
+            },
+            "concepts_mutually_exclusive": data["concepts_mutually_exclusive"],
+        }

@@ -387,3 +387,37 @@ class ModelVersion(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.TRAINED, self.Status.FAILED)
+
+
+class PredictionJob(models.Model):
+    """A CSV of texts to predict. PENDING -> RUNNING -> DONE | FAILED; DONE holds the result."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        RUNNING = "RUNNING"
+        DONE = "DONE"
+        FAILED = "FAILED"
+
+    model_version = models.ForeignKey(ModelVersion, models.CASCADE, related_name="prediction_jobs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True)
+    filename = models.CharField(max_length=255)
+    data = models.BinaryField()
+    result = models.BinaryField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.rows_done / self.rows_total) if self.rows_total else 0

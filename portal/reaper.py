@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.models import DatasetVersion, ImportJob, ModelVersion
+from portal.models import DatasetVersion, ImportJob, ModelVersion, PredictionJob
 
 LOST = "the job stopped without finishing (its worker was stopped or lost); try again"
 
@@ -33,4 +33,8 @@ def reap() -> int:
         Q(status=ModelVersion.Status.QUEUED, created__lt=cutoff)
         | Q(status=ModelVersion.Status.TRAINING, heartbeat__lt=silent)
     ).update(status=ModelVersion.Status.FAILED, finished=timezone.now(), error=LOST)
-    return imports + versions + trainings
+    predictions = PredictionJob.objects.filter(
+        Q(status=PredictionJob.Status.PENDING, created__lt=cutoff)
+        | Q(status=PredictionJob.Status.RUNNING, started__lt=cutoff)
+    ).update(status=PredictionJob.Status.FAILED, finished=timezone.now(), errors=[LOST])
+    return imports + versions + trainings + predictions

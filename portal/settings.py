@@ -119,6 +119,10 @@ PORTAL_EMBEDDING_MODELS = dict(
     item.split("=", 1) for item in envlist("PORTAL_EMBEDDING_MODELS", "") if "=" in item
 )
 
+# Predictions: texts per request, and characters per text (uploads use the same limit).
+PORTAL_MAX_PREDICT_TEXTS = envint("PORTAL_MAX_PREDICT_TEXTS", "128")
+PORTAL_MAX_TEXT_LENGTH = envint("PORTAL_MAX_TEXT_LENGTH", "20000")
+
 # Uploads: files above the cap are refused before they are read; from this many rows
 # on, an import runs as a background job with a progress bar.
 PORTAL_MAX_UPLOAD_BYTES = envint("PORTAL_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024))

@@ -5,7 +5,7 @@ from celery.signals import worker_process_init
 from django.utils import timezone
 
 from classifier import embedders
-from portal import embedding, importing, reaper
+from portal import batch, embedding, importing, reaper
 from portal.models import Heartbeat, ImportJob
 
 
@@ -55,3 +55,8 @@ def train_model_version(self, version_id: int) -> None:
     if training.train(version_id) is training.Outcome.BUSY:
         # Another worker holds it; look again once its heartbeat would have gone stale.
         raise self.retry(countdown=training.stale_seconds())
+
+
+@shared_task
+def predict_csv(job_id: int) -> None:
+    batch.run(job_id)

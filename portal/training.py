@@ -274,7 +274,14 @@ def _fit(run: Run) -> None:
     background = None
     if train_params.get("enrich_dataset", "Automatic") == "Automatic" and not exclusive:
         texts = enrich.background_texts()
-        background = embedding.vectors(base_model, texts, [text_hash(t) for t in texts])
+
+        def background_progress(done: int, missing: int) -> None:
+            # Only the first training with a base model embeds the corpus.
+            run.report(f"Embedding background texts: {done:,} of {missing:,}", 0.8 * done / missing)
+
+        background = embedding.vectors(
+            base_model, texts, [text_hash(t) for t in texts], progress=background_progress
+        )
         run.say(f"enrich: {len(texts)} background texts as extra negatives")
     embed_seconds = time.perf_counter() - started
     run.say(f"embeddings ready in {embed_seconds:.2f} s")

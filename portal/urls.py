@@ -1,7 +1,17 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from portal.views import accounts, apps, concepts, datasets, explorer, health, uploads
+from portal.views import (
+    accounts,
+    apps,
+    concepts,
+    datasets,
+    explorer,
+    health,
+    models,
+    predictions,
+    uploads,
+)
 
 app_urls = [
     path("", apps.app_overview, name="app-overview"),
@@ -11,6 +21,8 @@ app_urls = [
     path("datasets/", include(datasets.urlpatterns)),
     path("inputs/", include(explorer.urlpatterns)),
     path("inputs/", include(uploads.urlpatterns)),
+    path("models/", include(models.urlpatterns)),
+    path("models/<str:model_id>/", include(predictions.urlpatterns)),
 ]
 
 portal_urls = [
@@ -21,6 +33,7 @@ portal_urls = [
 
 urlpatterns = [
     path("", include((portal_urls, "portal"))),
+    path("api/v1/", include((predictions.api_urlpatterns, "portal"), namespace="api")),
     path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", health.healthz, name="healthz"),

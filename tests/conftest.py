@@ -208,3 +208,61 @@ def django_db_modify_db_settings(tmp_path_factory) -> None:
         database.setdefault("TEST", {})["NAME"] = str(
             tmp_path_factory.mktemp("database") / "test.sqlite3"
         )
+
+
+SPAM_TEXTS = [
+    "WINNER!! You have been selected to receive a $900 prize. Call now to claim.",
+    "Free entry in a weekly competition to win cup final tickets. Text WIN to 87121.",
+    "URGENT! Your mobile number has won a 2000 bonus. Call today to collect.",
+    "Congratulations, you won a free cruise! Reply YES to claim your reward.",
+    "Cheap loans approved in minutes, no credit check. Visit our site now!",
+]
+HAM_TEXTS = [
+    "Are we still meeting for lunch tomorrow at noon?",
+    "I'll be home late tonight, don't wait for me for dinner.",
+    "Thanks for the notes from class, they really helped.",
+    "Can you pick up some milk on your way back?",
+    "Happy birthday! Hope you have a wonderful day.",
+]
+
+
+@pytest.fixture
+def spam_model(alice):
+    """Alice's model "detector" set up on 5 spam and 5 ham inputs (version 1 of "emails")."""
+    from portal import versions
+    from portal.importing import text_hash
+    from portal.models import (
+        Annotation,
+        App,
+        Concept,
+        Dataset,
+        Input,
+        TrainableModel,
+        default_params,
+    )
+
+    app = App.objects.create(owner=alice, slug="spam-filter")
+    dataset = Dataset.objects.create(app=app, slug="emails")
+    for slug, texts in (("spam", SPAM_TEXTS), ("ham", HAM_TEXTS)):
+        concept = Concept.objects.create(app=app, slug=slug, name=slug.title())
+        for text in texts:
+            item = Input.objects.create(app=app, text=text, text_hash=text_hash(text))
+            dataset.inputs.add(item)
+            Annotation.objects.create(input=item, concept=concept, value=1)
+    version = versions.create_version(dataset)
+    versions.snapshot(version.pk)
+    params = default_params()
+    params.update(dataset_id="emails", dataset_version_id="1", concepts=["spam", "ham"])
+    # Embedding the background corpus takes seconds per fresh test database.
+    params["train_params"]["enrich_dataset"] = "Disabled"
+    return TrainableModel.objects.create(app=app, slug="detector", params=params)
+
+
+@pytest.fixture
+def trained_model(spam_model, embedder):
+    """`spam_model` with one trained version."""
+    from portal import training
+
+    version = training.start_training(spam_model)
+    training.train(version.pk)
+    return spam_model

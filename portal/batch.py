@@ -1,0 +1,71 @@
+"""Batch prediction: a CSV in (the importer's formats), a CSV of probabilities out."""
+
+import csv
+import io
+import logging
+
+from django.utils import timezone
+
+from portal import prediction
+from portal.csv_io import CsvImportError, parse_csv
+from portal.models import PredictionJob
+
+log = logging.getLogger(__name__)
+
+CHUNK = 128
+
+
+def claim(job_id: int) -> bool:
+    return (
+        PredictionJob.objects.filter(pk=job_id, status=PredictionJob.Status.PENDING).update(
+            status=PredictionJob.Status.RUNNING, started=timezone.now()
+        )
+        == 1
+    )
+
+
+def run(job_id: int) -> None:
+    """Predict every row of the job's file, reporting progress, and store the result CSV."""
+    if not claim(job_id):
+        return  # a redelivered message: the job is taken or finished
+    job = PredictionJob.objects.select_related("model_version__model").get(pk=job_id)
+    version = job.model_version
+    try:
+        rows = parse_csv(bytes(job.data))
+        PredictionJob.objects.filter(pk=job_id).update(rows_total=len(rows))
+        concepts = list(version.concepts)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["inputid", "input", "top_concept", *concepts])
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            result = prediction.predict(
+                version.model,
+                [row.text for row in chunk],
+                version.number,
+                # Every concept, whatever the model's inference settings: this is a report.
+                {"min_value": 0.0, "max_concepts": len(concepts), "select_concepts": []},
+            )
+            for row, output in zip(chunk, result.outputs, strict=True):
+                values = {c.id: c.value for c in output}
+                top = output[0].id if output else ""
+                writer.writerow(
+                    [row.external_id, row.text, top, *(f"{values[c]:.6f}" for c in concepts)]
+                )
+            PredictionJob.objects.filter(pk=job_id).update(rows_done=start + len(chunk))
+        finish(job_id, PredictionJob.Status.DONE, result=out.getvalue().encode(), data=b"")
+    except CsvImportError as exc:
+        finish(job_id, PredictionJob.Status.FAILED, errors=[str(e) for e in exc.errors])
+    except prediction.PredictionError as exc:
+        finish(job_id, PredictionJob.Status.FAILED, errors=[str(exc)])
+    except Exception as exc:
+        log.exception("batch prediction %s failed", job_id)
+        finish(job_id, PredictionJob.Status.FAILED, errors=[f"the prediction failed: {exc}"])
+
+
+def finish(job_id: int, status: str, **fields) -> None:
+    PredictionJob.objects.filter(pk=job_id).update(status=status, finished=timezone.now(), **fields)
+
+
+def fail_unqueued(job_id: int) -> None:
+    finish(job_id, PredictionJob.Status.FAILED, errors=["the job queue was unavailable; try again"])

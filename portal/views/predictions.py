@@ -1,0 +1,161 @@
+"""Predictions in the browser (Try your own text, batch CSV files) and over the API."""
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from portal import batch, prediction
+from portal.access import get_app, get_model, get_prediction_job
+from portal.models import ModelVersion, PredictionJob, TrainableModel
+from portal.queue import QueueUnavailable, enqueue_on_commit
+from portal.tasks import predict_csv
+
+
+def _trial_context(model: TrainableModel) -> dict:
+    trained = model.versions.filter(status=ModelVersion.Status.TRAINED).order_by("-number")
+    latest = trained.first()
+    return {
+        "app": model.app,
+        "model": model,
+        "section": "models",
+        "trained_versions": trained,
+        "inference": latest.params.get("inference_params", {}) if latest else {},
+    }
+
+
+def try_text(request: HttpRequest, app_id: str, model_id: str) -> HttpResponse:
+    """GET: the Try your own text box; POST: the answer, a probability per concept."""
+    model = get_model(get_app(request, app_id), model_id)
+    context = _trial_context(model)
+    if request.method == "POST":
+        overrides = {
+            "min_value": request.POST.get("min_value") or None,
+            "max_concepts": request.POST.get("max_concepts") or None,
+            "select_concepts": request.POST.getlist("select_concepts"),
+        }
+        try:
+            context["result"] = prediction.predict(
+                model,
+                [request.POST.get("text", "")],
+                request.POST.get("version"),
+                {k: v for k, v in overrides.items() if v},
+            )
+        except prediction.PredictionError as exc:
+            context["error"] = str(exc)
+        context["text"] = request.POST.get("text", "")
+        if request.htmx:
+            return render(request, "portal/_try_result.html", context)
+    template = "portal/try_text.html#try-box" if request.htmx else "portal/try_text.html"
+    return render(request, template, context)
+
+
+def batch_page(request: HttpRequest, app_id: str, model_id: str) -> HttpResponse:
+    """Upload a CSV of texts; a background job writes a CSV of probabilities."""
+    model = get_model(get_app(request, app_id), model_id)
+    context = _trial_context(model)
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        version = context["trained_versions"].filter(number=request.POST.get("version")).first()
+        if upload is None:
+            context["error"] = "Choose a .csv file."
+        elif upload.size > settings.PORTAL_MAX_UPLOAD_BYTES:
+            context["error"] = "The file is larger than the upload limit."
+        elif version is None:
+            context["error"] = "Choose a trained version."
+        else:
+            job = PredictionJob.objects.create(
+                model_version=version,
+                user=request.user,
+                filename=upload.name[:255],
+                data=upload.read(),
+            )
+            try:
+                enqueue_on_commit(
+                    predict_csv, job.pk, on_failure=lambda: batch.fail_unqueued(job.pk)
+                )
+            except QueueUnavailable as exc:
+                messages.error(request, str(exc))
+            return redirect("portal:model-batch", app_id, model_id)
+    context["jobs"] = PredictionJob.objects.filter(model_version__model=model).order_by("-created")[
+        :10
+    ]
+    return render(request, "portal/batch.html", context)
+
+
+@require_GET
+def batch_job(request: HttpRequest, app_id: str, model_id: str, job_pk: int) -> HttpResponse:
+    model = get_model(get_app(request, app_id), model_id)
+    job = get_prediction_job(model, job_pk)
+    return render(request, "portal/_batch_job.html", {"app": model.app, "model": model, "job": job})
+
+
+@require_GET
+def batch_download(request: HttpRequest, app_id: str, model_id: str, job_pk: int):
+    model = get_model(get_app(request, app_id), model_id)
+    job = get_prediction_job(model, job_pk)
+    if job.status != PredictionJob.Status.DONE:
+        raise Http404("This prediction has no result.")
+    response = HttpResponse(bytes(job.result), content_type="text/csv; charset=utf-8")
+    name = f"{model.slug}_v{job.model_version.number}_predictions_{job.pk}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def _error(message: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+@login_not_required
+@csrf_exempt  # read-only, and answers JSON clients; sessions still need to be signed in
+@require_POST
+def api_predict(request: HttpRequest, app_id: str, model_id: str) -> JsonResponse:
+    if not request.user.is_authenticated:
+        return _error("authentication required", 401)
+    try:
+        model = get_model(get_app(request, app_id), model_id)
+    except Http404:
+        return _error(f"no model {model_id!r} in an app {app_id!r} of yours", 404)
+    try:
+        body = json.loads(request.body or b"{}")
+    except json.JSONDecodeError as exc:
+        return _error(f"the body is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        return _error("the body must be a JSON object")
+    unknown = set(body) - {"texts", "version_id", "inference_params"}
+    if unknown:
+        return _error(f"unknown fields: {', '.join(sorted(unknown))}")
+    inference = body.get("inference_params")
+    if inference is not None and not isinstance(inference, dict):
+        return _error("inference_params must be an object")
+    try:
+        result = prediction.predict(model, body.get("texts"), body.get("version_id"), inference)
+    except prediction.PredictionError as exc:
+        return _error(str(exc))
+    return JsonResponse(
+        {
+            "model_version_id": str(result.version.number),
+            "outputs": [
+                {"concepts": [{"id": c.id, "name": c.name, "value": c.value} for c in output]}
+                for output in result.outputs
+            ],
+        }
+    )
+
+
+urlpatterns = [
+    path("try/", try_text, name="model-try"),
+    path("batch/", batch_page, name="model-batch"),
+    path("batch/<int:job_pk>/", batch_job, name="model-batch-job"),
+    path("batch/<int:job_pk>/result.csv", batch_download, name="model-batch-download"),
+]
+
+api_urlpatterns = [
+    path("apps/<str:app_id>/models/<str:model_id>/predict", api_predict, name="api-predict"),
+]
