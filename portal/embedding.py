@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from django.db.models import Exists, OuterRef
 
-from classifier import embedders
-from portal.models import App, Embedding, Input
+from classifier import embedders, enrich
+from portal.models import App, Embedding, Input, text_hash
 from portal.queue import enqueue_on_commit_if_possible
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,8 @@ def cached(base_model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         rows = Embedding.objects.filter(
             base_model=base_model, text_hash__in=unique[start : start + LOOKUP_BATCH]
         ).values_list("text_hash", "vector")
-        for text_hash, vector in rows:
-            found[text_hash] = np.frombuffer(bytes(vector), dtype="<f4")
+        for digest, vector in rows:
+            found[digest] = np.frombuffer(bytes(vector), dtype="<f4")
     return found
 
 
@@ -77,23 +77,32 @@ def embed_inputs(input_ids: Sequence[int]) -> None:
         "app__base_model", "text", "text_hash"
     )
     by_model: dict[str, list[tuple[str, str]]] = {}
-    for base_model, text, text_hash in rows:
-        by_model.setdefault(base_model, []).append((text, text_hash))
+    for base_model, text, digest in rows:
+        by_model.setdefault(base_model, []).append((text, digest))
     for base_model, items in by_model.items():
         vectors(base_model, [t for t, _ in items], [h for _, h in items])
 
 
-def schedule(input_ids: Sequence[int]) -> None:
-    """After commit, queue the embedding of new inputs, BATCH inputs per task.
+def background_vectors(base_model: str, progress: Callable[[int, int], None] | None = None):
+    """The Enrich corpus embedded with `base_model` (cached like any text)."""
+    texts = enrich.background_texts()
+    return vectors(base_model, texts, [text_hash(t) for t in texts], progress=progress)
+
+
+def schedule(app: App, input_ids: Sequence[int]) -> None:
+    """After commit, queue the embedding of new inputs, BATCH inputs per task, then of
+    the Enrich corpus (a no-op once cached), so that Train Model finds everything ready.
 
     Embedding ahead of time only saves time later: if the queue is down, training
     embeds what is missing, so a failure here is only logged.
     """
-    from portal.tasks import embed_inputs as task
+    from portal.tasks import embed_background, embed_inputs
 
     ids = list(input_ids)
-    argsets = [(ids[start : start + BATCH],) for start in range(0, len(ids), BATCH)]
-    enqueue_on_commit_if_possible(task, argsets)
+    if ids:
+        argsets = [(ids[start : start + BATCH],) for start in range(0, len(ids), BATCH)]
+        enqueue_on_commit_if_possible(embed_inputs, argsets)
+        enqueue_on_commit_if_possible(embed_background, [(app.base_model,)])
 
 
 def embedded_count(app: App) -> tuple[int, int]:

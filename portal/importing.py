@@ -4,7 +4,6 @@
 from here (inputs are embedded in the background once they exist).
 """
 
-import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -13,7 +12,7 @@ from django.utils import timezone
 
 from portal import embedding
 from portal.csv_io import CsvImportError, ParsedRow, parse_csv
-from portal.models import Annotation, App, Concept, Dataset, ImportJob, Input
+from portal.models import Annotation, App, Concept, Dataset, ImportJob, Input, text_hash
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +23,6 @@ BATCH = 2000
 class ImportResult:
     created: int
     skipped: int
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def rows_from_text(text: str) -> list[ParsedRow]:
@@ -128,7 +123,7 @@ def add_inputs(
             [Membership(dataset=d, input=item) for d in datasets for item in inputs],
             batch_size=BATCH,
         )
-        embedding.schedule([item.pk for item in inputs])
+        embedding.schedule(app, [item.pk for item in inputs])
     return ImportResult(created=len(inputs), skipped=len(rows) - len(fresh))
 
 

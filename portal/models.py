@@ -1,3 +1,5 @@
+import hashlib
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -94,6 +96,11 @@ class Concept(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+
+def text_hash(text: str) -> str:
+    """The key of a text in the embedding cache and in dataset versions."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class InputQuerySet(models.QuerySet):

@@ -47,6 +47,11 @@ def embed_inputs(input_ids: list[int]) -> None:
     embedding.embed_inputs(input_ids)
 
 
+@shared_task
+def embed_background(base_model: str) -> None:
+    embedding.background_vectors(base_model)
+
+
 @shared_task(bind=True, max_retries=10)
 def train_model_version(self, version_id: int) -> None:
     # Imported here: portal.training imports this module to enqueue the task.

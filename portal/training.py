@@ -19,11 +19,16 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from classifier import embedders, enrich
+from classifier import embedders
 from classifier.head import ConceptHead, TrainingError
 from portal import embedding
-from portal.importing import text_hash
-from portal.models import Dataset, DatasetVersion, DatasetVersionRow, ModelVersion, TrainableModel
+from portal.models import (
+    Dataset,
+    DatasetVersion,
+    DatasetVersionRow,
+    ModelVersion,
+    TrainableModel,
+)
 from portal.queue import enqueue_on_commit
 from portal.tasks import train_model_version
 
@@ -273,16 +278,12 @@ def _fit(run: Run) -> None:
     )
     background = None
     if train_params.get("enrich_dataset", "Automatic") == "Automatic" and not exclusive:
-        texts = enrich.background_texts()
 
         def background_progress(done: int, missing: int) -> None:
             # Only the first training with a base model embeds the corpus.
             run.report(f"Embedding background texts: {done:,} of {missing:,}", 0.8 * done / missing)
 
-        background = embedding.vectors(
-            base_model, texts, [text_hash(t) for t in texts], progress=background_progress
-        )
-        run.say(f"enrich: {len(texts)} background texts as extra negatives")
+        background = embedding.background_vectors(base_model, progress=background_progress)
     embed_seconds = time.perf_counter() - started
     run.say(f"embeddings ready in {embed_seconds:.2f} s")
 

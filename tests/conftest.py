@@ -230,7 +230,6 @@ HAM_TEXTS = [
 def spam_model(alice):
     """Alice's model "detector" set up on 5 spam and 5 ham inputs (version 1 of "emails")."""
     from portal import versions
-    from portal.importing import text_hash
     from portal.models import (
         Annotation,
         App,
@@ -239,6 +238,7 @@ def spam_model(alice):
         Input,
         TrainableModel,
         default_params,
+        text_hash,
     )
 
     app = App.objects.create(owner=alice, slug="spam-filter")

@@ -11,7 +11,6 @@ import pytest
 from django.db import connection
 
 from portal import reaper, training, versions
-from portal.importing import text_hash
 from portal.models import (
     Annotation,
     App,
@@ -21,6 +20,7 @@ from portal.models import (
     ModelVersion,
     TrainableModel,
     default_params,
+    text_hash,
 )
 from tests.test_tasks import wait_for
 

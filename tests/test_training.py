@@ -3,7 +3,6 @@ import pytest
 
 from classifier.head import ConceptHead
 from portal import embedding, reaper, training, versions
-from portal.importing import text_hash
 from portal.models import (
     Annotation,
     App,
@@ -14,6 +13,7 @@ from portal.models import (
     ModelVersion,
     TrainableModel,
     default_params,
+    text_hash,
 )
 from portal.queue import QueueUnavailable
 from tests.test_tasks import wait_for

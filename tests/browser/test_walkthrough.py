@@ -1,8 +1,8 @@
-"""Steps 1-4 of the portal walkthrough, found by their visible labels."""
+"""The portal walkthrough from sign-in to Try your own text, by the visible labels."""
 
 import pytest
 
-from portal.models import DatasetVersion, Input
+from portal.models import DatasetVersion, Input, ModelVersion
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -41,7 +41,7 @@ def upload_texts(page, texts: list[str], concept: str, new_concept: bool) -> Non
     return dialog
 
 
-def test_steps_1_to_4(live_server, page, alice, screenshot, celery_worker):
+def test_the_whole_walkthrough(live_server, page, alice, screenshot, celery_worker):
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill(PASSWORD)
@@ -72,13 +72,13 @@ def test_steps_1_to_4(live_server, page, alice, screenshot, celery_worker):
     screenshot(page, "walkthrough-3-upload-spam")
     dialog.get_by_role("button", name="Upload inputs").click()
     page.get_by_text("Uploaded 5 inputs.").wait_for()
-    dialog = upload_texts(page, NOT_SPAM, "non-spam", new_concept=True)
-    screenshot(page, "walkthrough-3-upload-non-spam")
+    dialog = upload_texts(page, NOT_SPAM, "not-spam", new_concept=True)
+    screenshot(page, "walkthrough-3-upload-not-spam")
     dialog.get_by_role("button", name="Upload inputs").click()
     page.get_by_text("Uploaded 5 inputs.").wait_for()
     screenshot(page, "walkthrough-3-inputs")
     assert Input.objects.filter(annotations__concept__slug="spam").count() == 5
-    assert Input.objects.filter(annotations__concept__slug="non-spam").count() == 5
+    assert Input.objects.filter(annotations__concept__slug="not-spam").count() == 5
 
     # Step 4: the dataset page -> New version.
     page.get_by_role("navigation", name="App sections").get_by_role("link", name="Datasets").click()
@@ -89,3 +89,33 @@ def test_steps_1_to_4(live_server, page, alice, screenshot, celery_worker):
     version = DatasetVersion.objects.get()
     assert version.input_count == 10
     assert version.concept_counts["spam"]["positive"] == 5
+
+    # Steps 5-7: Models -> Add Model -> Build a Custom Model -> Transfer Learn -> Train Model.
+    page.get_by_role("navigation", name="App sections").get_by_role("link", name="Models").click()
+    page.get_by_role("link", name="Add Model").first.click()
+    dialog = page.get_by_role("dialog", name="Add Model")
+    dialog.get_by_role("radio", name="Build a Custom Model").click()
+    dialog.get_by_role("button", name="Continue").click()
+    page.get_by_role("link", name="Transfer Learn").click()
+    page.get_by_label("Model ID").fill("spam-classifier")
+    page.get_by_role("button", name="Continue to Configure Model").click()
+    page.get_by_role("button", name="Train Model").wait_for()
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "walkthrough-7-setup")
+    page.get_by_role("button", name="Train Model").click()
+    page.locator("#model-version-1").get_by_text("MODEL-TRAINED").wait_for(timeout=90_000)
+    assert ModelVersion.objects.get().status == ModelVersion.Status.TRAINED
+
+    # Step 8: Try your own text.
+    page.reload()
+    page.get_by_role("link", name="Try your own text").click()
+    dialog = page.get_by_role("dialog", name="Try your own text")
+    dialog.get_by_label("Your text").fill(
+        "Congratulations! You have won a FREE holiday. Call now to claim your prize!"
+    )
+    dialog.get_by_role("button", name="Predict").click()
+    bars = dialog.locator(".prediction-bars li")
+    bars.first.wait_for()
+    screenshot(page, "walkthrough-8-try-your-own-text")
+    assert bars.first.locator(".concept-name").inner_text() == "spam"
+    assert float(bars.first.locator(".value").inner_text()) > 0.5
