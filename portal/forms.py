@@ -6,7 +6,7 @@ from portal.ids import is_valid_id
 from portal.models import App, Concept, Dataset, TrainableModel, default_params
 
 # Path segments under /apps/ and /datasets/ that are pages rather than objects.
-RESERVED_APP_IDS = RESERVED_DATASET_IDS = {"new"}
+RESERVED_APP_IDS = RESERVED_DATASET_IDS = frozenset({"new"})
 
 
 class SignupForm(UserCreationForm):
@@ -86,22 +86,37 @@ class UploadForm(forms.Form):
         return data
 
 
-class ConceptForm(forms.ModelForm):
+class AppObjectForm(forms.ModelForm):
+    """Creates an object of an app, whose ID is unique in the app whatever its case."""
+
+    noun = "object"
+    reserved: frozenset[str] = frozenset()  # path segments that are pages, not objects
+
+    def __init__(self, *args, app: App, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.instance.app = app
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"]
+        if slug.lower() in self.reserved:
+            raise forms.ValidationError(f"“{slug}” is reserved; choose another {self.noun} ID.")
+        taken = type(self.instance).objects.filter(app=self.instance.app, slug__iexact=slug)
+        if taken.exists():
+            raise forms.ValidationError(f"This app already has a {self.noun} called “{slug}”.")
+        return slug
+
+
+class ConceptForm(AppObjectForm):
+    noun = "concept"
+
     class Meta:
         model = Concept
         fields = ["slug", "name"]
         help_texts = {"slug": "Letters, digits, - and _. You can't change it later."}
 
-    def __init__(self, *args, app: App, **kwargs) -> None:
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.instance.app = app
         self.fields["name"].required = False
-
-    def clean_slug(self) -> str:
-        slug = self.cleaned_data["slug"]
-        if Concept.objects.filter(app=self.instance.app, slug__iexact=slug).exists():
-            raise forms.ValidationError(f"This app already has a concept called “{slug}”.")
-        return slug
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -117,48 +132,30 @@ class RenameForm(forms.ModelForm):
         fields = ["name"]
 
 
-class DatasetForm(forms.ModelForm):
+class DatasetForm(AppObjectForm):
+    noun = "dataset"
+    reserved = RESERVED_DATASET_IDS
+
     class Meta:
         model = Dataset
         fields = ["slug", "description"]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
         help_texts = {"slug": "Letters, digits, - and _. You can't change it later."}
 
-    def __init__(self, *args, app: App, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.instance.app = app
-
-    def clean_slug(self) -> str:
-        slug = self.cleaned_data["slug"]
-        if slug.lower() in RESERVED_DATASET_IDS:
-            raise forms.ValidationError(f"“{slug}” is reserved; choose another dataset ID.")
-        if Dataset.objects.filter(app=self.instance.app, slug__iexact=slug).exists():
-            raise forms.ValidationError(f"This app already has a dataset called “{slug}”.")
-        return slug
-
 
 # Path segments under /models/ that are pages rather than models.
-RESERVED_MODEL_IDS = {"new", "types"}
+RESERVED_MODEL_IDS = frozenset({"new", "types"})
 
 
-class ModelCreateForm(forms.ModelForm):
+class ModelCreateForm(AppObjectForm):
+    noun = "model"
+    reserved = RESERVED_MODEL_IDS
+
     class Meta:
         model = TrainableModel
         fields = ["slug", "description"]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
         help_texts = {"slug": "Letters, digits, - and _. You can't change it later."}
-
-    def __init__(self, *args, app: App, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.instance.app = app
-
-    def clean_slug(self) -> str:
-        slug = self.cleaned_data["slug"]
-        if slug.lower() in RESERVED_MODEL_IDS:
-            raise forms.ValidationError(f"“{slug}” is reserved; choose another model ID.")
-        if TrainableModel.objects.filter(app=self.instance.app, slug__iexact=slug).exists():
-            raise forms.ValidationError(f"This app already has a model called “{slug}”.")
-        return slug
 
 
 class IdListField(forms.MultipleChoiceField):
