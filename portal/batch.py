@@ -4,6 +4,7 @@ import csv
 import io
 import logging
 
+from django.conf import settings
 from django.utils import timezone
 
 from portal import prediction
@@ -31,7 +32,7 @@ def run(job_id: int) -> None:
     job = PredictionJob.objects.select_related("model_version__model").get(pk=job_id)
     version = job.model_version
     try:
-        rows = parse_csv(bytes(job.data))
+        rows = parse_csv(bytes(job.data), max_text_length=settings.PORTAL_MAX_TEXT_LENGTH)
         PredictionJob.objects.filter(pk=job_id).update(rows_total=len(rows))
         concepts = list(version.concepts)
         out = io.StringIO()

@@ -74,8 +74,13 @@ class UploadForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
-        if data.get("mode") == "text" and not data.get("text", "").strip():
-            self.add_error("text", "Type at least one text (one input per line).")
+        if data.get("mode") == "text":
+            lines = data.get("text", "").splitlines()
+            limit = settings.PORTAL_MAX_TEXT_LENGTH
+            if not any(line.strip() for line in lines):
+                self.add_error("text", "Type at least one text (one input per line).")
+            elif any(len(line.strip()) > limit for line in lines):
+                self.add_error("text", f"A line is longer than {limit:,} characters.")
         if data.get("mode") == "csv":
             upload = data.get("file")
             if upload is None:

@@ -7,6 +7,7 @@ from here (inputs are embedded in the background once they exist).
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -138,7 +139,7 @@ def start_job(job: ImportJob) -> bool:
 def run_job(job: ImportJob) -> None:
     """Parse and save an upload; the job ends DONE or FAILED with the reasons."""
     try:
-        rows = parse_csv(bytes(job.data))
+        rows = parse_csv(bytes(job.data), max_text_length=settings.PORTAL_MAX_TEXT_LENGTH)
         ImportJob.objects.filter(pk=job.pk).update(rows_total=len(rows))
         result = add_inputs(
             job.app,

@@ -225,3 +225,10 @@ def test_the_embedding_status_polls_until_every_input_is_embedded(alice_client, 
     done = alice_client.get(url, headers={"HX-Request": "true"})
     assert b"All 2 inputs embedded" in done.content
     assert b"every 2s" not in done.content
+
+
+def test_it_refuses_an_overlong_line(alice_client, app, settings):
+    settings.PORTAL_MAX_TEXT_LENGTH = 10
+    response = alice_client.post(URL, {"mode": "text", "text": "short\n" + "x" * 11})
+    assert b"A line is longer than 10 characters" in response.content
+    assert not Input.objects.exists()
