@@ -1,13 +1,18 @@
 """Run the benchmarks and rewrite docs/BENCHMARKS.md.
 
-python -m bench.run [--quick] [--database-url URL]
+python -m bench.run [--quick] [--only inputs|models] [--database-url URL] [--broker-url URL]
 """
 
 import argparse
 import datetime
+import os
 import sys
 
 from bench.common import REPORT, Result, machine, setup_django
+
+# Jobs the benchmarks queue (embedding after an upload, training) are run in-process; their
+# messages go to a Redis database of their own, emptied at the end, never to the real queue.
+BENCH_BROKER = "redis://127.0.0.1:6379/15"
 
 
 def seconds(value: float) -> str:
@@ -26,18 +31,70 @@ def table(results: list[Result]) -> list[str]:
     return lines
 
 
+def load() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def queue_note(url: str) -> str:
+    """Empty the benchmark's Redis database; say what the queue was, for the report."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.flushdb()
+    except redis.RedisError:
+        return "none answered: jobs were run in-process and the enqueue step skipped"
+    finally:
+        client.close()
+    return f"Redis at {url} (enqueued messages deleted afterwards); jobs run in-process"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer runs")
+    parser.add_argument(
+        "--only", choices=["inputs", "models", "predictions"], help="run one section"
+    )
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--broker-url",
+        default=BENCH_BROKER,
+        help=f"a Redis database the benchmarks may empty (default: {BENCH_BROKER})",
+    )
     args = parser.parse_args()
+    os.environ["REDIS_URL"] = args.broker_url
+    load_before = load()
     setup_django(args.database_url)
 
     from django.db import connection
 
-    from bench import inputs
+    from bench import inputs, models, predict
 
-    results = inputs.run(args.quick)
+    sections = []
+    try:
+        if args.only in (None, "inputs"):
+            sections += ["## Inputs", "", *table(inputs.run(args.quick)), ""]
+        if args.only in (None, "models"):
+            results = models.run(args.quick)
+            sections += ["## Models", "", *table(results), "", "### Accuracy", ""]
+            sections += [*models.accuracy(), ""]
+        if args.only in (None, "predictions"):
+            results, load_rows = predict.run(args.quick)
+            sections += [
+                "## Predictions",
+                "",
+                *table(results),
+                "",
+                "Predict API under load: one sentence per request, gunicorn with 2 processes",
+                "of 4 threads, the clients (threads of one Python process) on the same 2 cores.",
+                "",
+                "| clients | duration | requests | errors | requests/s | p50 | p99 |",
+                "|---|---|---|---|---|---|---|",
+                *load_rows,
+                "",
+            ]
+    finally:
+        queue = queue_note(args.broker_url)
     mode = "quick" if args.quick else "full"
     report = [
         "# Benchmarks",
@@ -46,13 +103,13 @@ def main() -> None:
         "",
         f"- Run: {datetime.date.today()}, {mode} mode, database {connection.vendor}",
         f"- Machine: {machine()}",
+        f"- Load average (1, 5, 15 min): {load_before} before, {load()} after; a load above",
+        "  the number of cores means other work shared the machine and slowed every figure",
+        f"- Job queue: {queue}",
         "- Each figure is the median of several runs, with min–max; the raw library does",
         "  the same work in the same run.",
         "",
-        "## Inputs",
-        "",
-        *table(results),
-        "",
+        *sections,
     ]
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(report))
