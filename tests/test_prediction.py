@@ -181,3 +181,16 @@ def test_batch_pages_check_ownership(client, trained_model, charlie):
     client.force_login(charlie)
     for url in (BATCH, f"{BATCH}{job.pk}/", f"{BATCH}{job.pk}/result.csv"):
         assert client.get(url).status_code == 404
+
+
+def test_the_box_applies_settings_changed_for_the_trial(alice_client, trained_model):
+    box = alice_client.get(TRY, headers={"HX-Request": "true"})
+    assert b'name="select_concepts" value="ham"' in box.content
+    answer = alice_client.post(
+        TRY, {"text": SPAMMY, "select_concepts": ["ham"]}, headers={"HX-Request": "true"}
+    )
+    assert b"Ham" in answer.content and b"Spam" not in answer.content
+    answer = alice_client.post(
+        TRY, {"text": SPAMMY, "max_concepts": "1"}, headers={"HX-Request": "true"}
+    )
+    assert answer.content.count(b'class="concept-name"') == 1
