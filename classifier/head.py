@@ -60,8 +60,9 @@ N_FOLDS = 5
 BACKGROUND_SHARE = 0.5
 # Choosing C costs N_FOLDS x len(C_CANDIDATES) fits: on larger data it is chosen on a
 # stratified sample, which bounds the cost while the final fit still sees every row.
-CV_MAX_ROWS = 1000
-CV_MAX_BACKGROUND = 500  # still enough rows for the background's share of the weight
+CV_MAX_ROWS = 600
+CV_MAX_BACKGROUND = 300  # still enough rows for the background's share of the weight
+CV_FOLDS_SAMPLED = 3
 MAX_ITER = 1000
 
 
@@ -327,9 +328,14 @@ class ConceptHead(BaseEstimator):
         pairs = zip(C_CANDIDATES, losses, strict=True)
         scores = ", ".join(f"C={c:g}: {loss:.3f}" for c, loss in pairs)
         sampled = any(len(p.y) > CV_MAX_ROWS for p in problems)
-        on = f" on a stratified sample of {CV_MAX_ROWS:,} labeled inputs" if sampled else ""
+        how = (
+            f"{CV_FOLDS_SAMPLED}-fold cross-validation on a stratified sample of "
+            f"{CV_MAX_ROWS:,} labeled inputs"
+            if sampled
+            else f"{N_FOLDS}-fold cross-validation"
+        )
         return best, [
-            f"{N_FOLDS}-fold cross-validation{on}, mean log loss: {scores}",
+            f"{how}, mean log loss: {scores}",
             f"C = {best:g} (chosen by cross-validation)",
         ]
 
@@ -395,11 +401,13 @@ class _Problem:
             return self
         return _Problem(self.name, self.X[rows], self.y[rows], self.n_classes, background)
 
-    def cv_losses(self, Cs: Sequence[float], balanced: bool, random_state: int) -> np.ndarray:
+    def cv_losses(
+        self, Cs: Sequence[float], balanced: bool, random_state: int, n_folds: int = N_FOLDS
+    ) -> np.ndarray:
         """Mean held-out log loss for each C; background rows only ever train."""
         if (sample := self.sample(random_state)) is not self:
-            return sample.cv_losses(Cs, balanced, random_state)
-        folds = StratifiedKFold(N_FOLDS, shuffle=True, random_state=random_state)
+            return sample.cv_losses(Cs, balanced, random_state, CV_FOLDS_SAMPLED)
+        folds = StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
         losses = np.zeros(len(Cs))
         for train, test in folds.split(self.X, self.y):
             y_test = self.y[test]
@@ -409,7 +417,7 @@ class _Problem:
                 losses[i] += log_loss(
                     y_test, p, sample_weight=weights, labels=np.arange(self.n_classes)
                 )
-        return losses / N_FOLDS
+        return losses / n_folds
 
 
 def _balanced(w: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
