@@ -33,7 +33,7 @@ def _trial_context(model: TrainableModel) -> dict:
 def try_text(request: HttpRequest, app_id: str, model_id: str) -> HttpResponse:
     """GET: the Try your own text box; POST: the answer, a probability per concept."""
     model = get_model(get_app(request, app_id), model_id)
-    context = _trial_context(model)
+    answer: dict = {}
     if request.method == "POST":
         overrides = {
             "min_value": request.POST.get("min_value") or None,
@@ -41,19 +41,20 @@ def try_text(request: HttpRequest, app_id: str, model_id: str) -> HttpResponse:
             "select_concepts": request.POST.getlist("select_concepts"),
         }
         try:
-            context["result"] = prediction.predict(
+            answer["result"] = prediction.predict(
                 model,
                 [request.POST.get("text", "")],
                 request.POST.get("version"),
                 {k: v for k, v in overrides.items() if v},
             )
         except prediction.PredictionError as exc:
-            context["error"] = str(exc)
-        context["text"] = request.POST.get("text", "")
+            answer["error"] = str(exc)
+        answer["text"] = request.POST.get("text", "")
         if request.htmx:
-            return render(request, "portal/_try_result.html", context)
+            # The answer alone: the box around it is already on the page.
+            return render(request, "portal/_try_result.html", answer)
     template = "portal/try_text.html#try-box" if request.htmx else "portal/try_text.html"
-    return render(request, template, context)
+    return render(request, template, {**_trial_context(model), **answer})
 
 
 def batch_page(request: HttpRequest, app_id: str, model_id: str) -> HttpResponse:
