@@ -212,28 +212,29 @@ def model_delete(request: HttpRequest, app_id: str, model_id: str) -> HttpRespon
     return redirect("portal:models", app.slug)
 
 
-@require_GET
-def version_status(request: HttpRequest, app_id: str, model_id: str, number: int) -> HttpResponse:
-    """The version's row, polled while it waits or trains."""
+def _version_fragment(
+    request: HttpRequest, app_id: str, model_id: str, number: int, template: str
+) -> HttpResponse:
     app = get_app(request, app_id)
     model = get_model(app, model_id)
     version = get_model_version(model, number)
     if not request.htmx:
         return _detail(request, app, model, number)
-    context = {"app": app, "model": model, "version": version}
-    return render(request, "portal/_model_version_row.html", context)
+    return render(request, template, {"app": app, "model": model, "version": version})
+
+
+@require_GET
+def version_status(request: HttpRequest, app_id: str, model_id: str, number: int) -> HttpResponse:
+    """The version's row, polled while it waits or trains."""
+    return _version_fragment(request, app_id, model_id, number, "portal/_model_version_row.html")
 
 
 @require_GET
 def version_details(request: HttpRequest, app_id: str, model_id: str, number: int) -> HttpResponse:
     """The version's parameters, error and log, below the versions table."""
-    app = get_app(request, app_id)
-    model = get_model(app, model_id)
-    version = get_model_version(model, number)
-    if not request.htmx:
-        return _detail(request, app, model, number)
-    context = {"app": app, "model": model, "version": version}
-    return render(request, "portal/_model_version_details.html", context)
+    return _version_fragment(
+        request, app_id, model_id, number, "portal/_model_version_details.html"
+    )
 
 
 @require_GET
