@@ -28,6 +28,10 @@ embeddings (5-40 labeled examples per class, 10-20 random draws each, and the fu
   has 5 examples. Log loss, because users read the probabilities; choosing by accuracy gave
   the same accuracy and much worse probabilities. One C is shared by all the concepts (the
   mean of their losses) so that small concepts don't get a noisy choice of their own.
+  The default stays unless another C's loss is lower by more than one standard error of
+  the per-fold differences: on IMDB (200 reviews, 25 splits) the plain minimum picked C=1
+  in 14 of 25 splits and lost 1.3 points of accuracy against raw `LogisticRegression()`;
+  with this rule it picked C=10 in 19 and matched it.
 * Background rows together weigh half as much as the concept's labeled examples. At full
   weight, ~1,000 background negatives against 10 positives per class pushed the true
   class's probability down to 0.06-0.26; at half weight, off-topic texts fall from 0.5 to
@@ -322,9 +326,10 @@ class ConceptHead(BaseEstimator):
                 f"C = {DEFAULT_C:g} (default: cross-validation needs {MIN_PER_CLASS_FOR_CV} "
                 f"examples of each class, {short[0].name!r} has fewer)"
             ]
-        losses = sum(p.cv_losses(C_CANDIDATES, balanced, self.random_state) for p in problems)
-        losses = losses / len(problems)
-        best = C_CANDIDATES[int(np.argmin(losses))]
+        per_fold = sum(p.cv_losses(C_CANDIDATES, balanced, self.random_state) for p in problems)
+        per_fold = per_fold / len(problems)
+        losses = per_fold.mean(axis=0)
+        best = C_CANDIDATES[prefer_default(per_fold)]
         pairs = zip(C_CANDIDATES, losses, strict=True)
         scores = ", ".join(f"C={c:g}: {loss:.3f}" for c, loss in pairs)
         sampled = any(len(p.y) > CV_MAX_ROWS for p in problems)
@@ -404,20 +409,30 @@ class _Problem:
     def cv_losses(
         self, Cs: Sequence[float], balanced: bool, random_state: int, n_folds: int = N_FOLDS
     ) -> np.ndarray:
-        """Mean held-out log loss for each C; background rows only ever train."""
+        """Held-out log loss, (n_folds, len(Cs)); background rows only ever train."""
         if (sample := self.sample(random_state)) is not self:
             return sample.cv_losses(Cs, balanced, random_state, CV_FOLDS_SAMPLED)
         folds = StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
-        losses = np.zeros(len(Cs))
-        for train, test in folds.split(self.X, self.y):
+        losses = np.zeros((n_folds, len(Cs)))
+        for k, (train, test) in enumerate(folds.split(self.X, self.y)):
             y_test = self.y[test]
             weights = _balanced(np.ones(len(test)), y_test, self.n_classes) if balanced else None
             for i, (coef, intercept) in enumerate(self.fit(train, balanced, Cs)):
                 p = softmax(self.X[test] @ coef.T + intercept, axis=1)
-                losses[i] += log_loss(
+                losses[k, i] = log_loss(
                     y_test, p, sample_weight=weights, labels=np.arange(self.n_classes)
                 )
-        return losses / n_folds
+        return losses
+
+
+def prefer_default(per_fold: np.ndarray) -> int:
+    """Index of the C to use: the default unless another is better by over a standard error."""
+    mean = per_fold.mean(axis=0)
+    best = int(np.argmin(mean))
+    default = C_CANDIDATES.index(DEFAULT_C)
+    difference = per_fold[:, default] - per_fold[:, best]
+    error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0.0
+    return default if difference.mean() <= error else best
 
 
 def _balanced(w: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from classifier.head import (
     ConceptHead,
     HeadFormatError,
     TrainingError,
+    prefer_default,
 )
 
 from .conftest import SpamHam, one_concept_labels
@@ -166,6 +167,15 @@ def test_it_chooses_C_by_cross_validation(spam_ham: SpamHam) -> None:
     assert head.chosen_C_ in C_CANDIDATES
     assert f"C = {head.chosen_C_:g} (chosen by cross-validation)" in head.fit_log_
     assert any(line.startswith("5-fold cross-validation") for line in head.fit_log_)
+
+
+def test_the_default_C_stays_unless_another_is_clearly_better() -> None:
+    default = C_CANDIDATES.index(DEFAULT_C)
+    per_fold = np.full((5, len(C_CANDIDATES)), 0.5)
+    per_fold[:, 0] = [0.49, 0.52, 0.47, 0.51, 0.48]  # lower on average, within the noise
+    assert prefer_default(per_fold) == default
+    per_fold[:, 0] = [0.40, 0.42, 0.39, 0.41, 0.40]  # lower in every fold
+    assert prefer_default(per_fold) == 0
 
 
 def test_it_uses_the_default_C_with_little_data(spam_ham: SpamHam) -> None:
