@@ -91,7 +91,13 @@ def free_port() -> int:
 @contextmanager
 def server(workers: int):
     port = free_port()
-    env = {**os.environ, "DJANGO_DEBUG": "True", "HF_HUB_OFFLINE": "1"}
+    # Production settings (DEBUG off), over plain HTTP on the loopback interface.
+    env = {
+        **os.environ,
+        "DJANGO_DEBUG": "False",
+        "DJANGO_SECURE_SSL_REDIRECT": "False",
+        "HF_HUB_OFFLINE": "1",
+    }
     process = subprocess.Popen(
         [
             sys.executable,
@@ -102,8 +108,6 @@ def server(workers: int):
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
-            "--threads",
-            "4",
             "--log-level",
             "warning",
         ],

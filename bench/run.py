@@ -6,6 +6,7 @@ python -m bench.run [--quick] [--only inputs|models] [--database-url URL] [--bro
 import argparse
 import datetime
 import os
+import secrets
 import sys
 
 from bench.common import REPORT, Result, machine, setup_django
@@ -63,6 +64,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ["REDIS_URL"] = args.broker_url
+    # The web server runs with production settings, which refuse the development key;
+    # the sessions the benchmarks create must be signed with the server's key.
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
     load_before = load()
     setup_django(args.database_url)
 
@@ -85,8 +89,9 @@ def main() -> None:
                 "",
                 *table(results),
                 "",
-                "Predict API under load: one sentence per request, gunicorn with 2 processes",
-                "of 4 threads, the clients (threads of one Python process) on the same 2 cores.",
+                "Predict API under load: one sentence per request, gunicorn with 2 sync worker",
+                "processes (as the Dockerfile, which runs 3) and production settings (DEBUG off);",
+                "the clients (threads of one Python process) share the same 2 cores.",
                 "",
                 "| clients | duration | requests | errors | requests/s | p50 | p99 |",
                 "|---|---|---|---|---|---|---|",

@@ -44,6 +44,16 @@ def get_model(app: App, model_id: str) -> TrainableModel:
     return get_object_or_404(TrainableModel, app=app, slug=model_id)
 
 
+def get_app_model(request: HttpRequest, app_id: str, model_id: str) -> TrainableModel:
+    """The user's model `model_id` of app `app_id`, with its app, in one query."""
+    return get_object_or_404(
+        TrainableModel.objects.select_related("app"),
+        app__owner=request.user,
+        app__slug=app_id,
+        slug=model_id,
+    )
+
+
 def get_model_version(model: TrainableModel, number: int) -> ModelVersion:
     return get_object_or_404(ModelVersion, model=model, number=number)
 

@@ -96,7 +96,8 @@ def inference_settings(version: ModelVersion, overrides: dict | None) -> tuple[f
 
 
 def pick_version(model: TrainableModel, number: object = None) -> ModelVersion:
-    versions = model.versions.filter(status=ModelVersion.Status.TRAINED)
+    # The head is read (once, then cached) by `_head`; the log is never needed here.
+    versions = model.versions.filter(status=ModelVersion.Status.TRAINED).defer("head", "log")
     if number in (None, ""):
         version = versions.order_by("-number").first()
         if version is None:

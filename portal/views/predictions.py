@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from portal import batch, prediction
-from portal.access import get_app, get_model, get_prediction_job
+from portal.access import get_app_model, get_prediction_job
 from portal.models import ModelVersion, PredictionJob, TrainableModel
 from portal.queue import QueueUnavailable, enqueue_on_commit
 from portal.tasks import predict_csv
@@ -32,7 +32,7 @@ def _trial_context(model: TrainableModel) -> dict:
 
 def try_text(request: HttpRequest, app_id: str, model_id: str) -> HttpResponse:
     """GET: the Try your own text box; POST: the answer, a probability per concept."""
-    model = get_model(get_app(request, app_id), model_id)
+    model = get_app_model(request, app_id, model_id)
     answer: dict = {}
     if request.method == "POST":
         overrides = {
@@ -59,7 +59,7 @@ def try_text(request: HttpRequest, app_id: str, model_id: str) -> HttpResponse:
 
 def batch_page(request: HttpRequest, app_id: str, model_id: str) -> HttpResponse:
     """Upload a CSV of texts; a background job writes a CSV of probabilities."""
-    model = get_model(get_app(request, app_id), model_id)
+    model = get_app_model(request, app_id, model_id)
     context = _trial_context(model)
     if request.method == "POST":
         upload = request.FILES.get("file")
@@ -92,14 +92,14 @@ def batch_page(request: HttpRequest, app_id: str, model_id: str) -> HttpResponse
 
 @require_GET
 def batch_job(request: HttpRequest, app_id: str, model_id: str, job_pk: int) -> HttpResponse:
-    model = get_model(get_app(request, app_id), model_id)
+    model = get_app_model(request, app_id, model_id)
     job = get_prediction_job(model, job_pk)
     return render(request, "portal/_batch_job.html", {"app": model.app, "model": model, "job": job})
 
 
 @require_GET
 def batch_download(request: HttpRequest, app_id: str, model_id: str, job_pk: int):
-    model = get_model(get_app(request, app_id), model_id)
+    model = get_app_model(request, app_id, model_id)
     job = get_prediction_job(model, job_pk)
     if job.status != PredictionJob.Status.DONE:
         raise Http404("This prediction has no result.")
@@ -120,7 +120,7 @@ def api_predict(request: HttpRequest, app_id: str, model_id: str) -> JsonRespons
     if not request.user.is_authenticated:
         return _error("authentication required", 401)
     try:
-        model = get_model(get_app(request, app_id), model_id)
+        model = get_app_model(request, app_id, model_id)
     except Http404:
         return _error(f"no model {model_id!r} in an app {app_id!r} of yours", 404)
     try:
