@@ -19,7 +19,7 @@ them from the per-input probabilities with the same arithmetic.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,14 +40,20 @@ def known_labels(Y: np.ndarray) -> np.ndarray:
 
 
 def cross_val_proba(
-    head: ConceptHead, X: np.ndarray, Y: np.ndarray, folds: int = 5, random_state: int = 0
+    head: ConceptHead,
+    X: np.ndarray,
+    Y: np.ndarray,
+    folds: int = 5,
+    random_state: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, int, str]:
     """Out-of-fold probabilities (n, n_concepts), the number of folds used, and a note.
 
     Each row is scored by a clone of `head` fitted on the other folds only. Folds are
     stratified on each row's rarest label group (a concept's positives, or for one-vs-rest
     without background also its negatives), and reduced, down to 2, when a group has fewer
-    members than `folds`; the note then says why, else it is "".
+    members than `folds`; the note then says why, else it is "". `progress(done, folds)`
+    is called after each fold.
     """
     X = np.asarray(X, dtype=np.float64)
     Y = known_labels(Y)
@@ -95,8 +101,10 @@ def cross_val_proba(
         # Rows without labels, or keyed below their group's size, form small strata.
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         splits = list(splitter.split(X, key))
-    for train, test in splits:
+    for done, (train, test) in enumerate(splits, start=1):
         P[test] = clone(head).fit(X[train], Y[train]).predict_proba(X[test])
+        if progress is not None:
+            progress(done, used)
     return P, used, note
 
 
@@ -130,6 +138,35 @@ def counts_at(Y: np.ndarray, P: np.ndarray, threshold: float = 0.5) -> list[dict
     return results
 
 
+def threshold_sweep(Y: np.ndarray, P: np.ndarray, steps: int = 100) -> list[dict[str, list[int]]]:
+    """Per concept, TP, FP and FN at each threshold k / `steps` for k = 0..steps.
+
+    The same comparison (probability >= threshold) as `counts_at`, so the UI's slider
+    shows exactly what a recomputation at that threshold would.
+    """
+    Y, P = _check(Y, P)
+    thresholds = np.arange(steps + 1) / steps
+    sweep = []
+    for j in range(Y.shape[1]):
+        known = Y[:, j] != -1
+        y, p = Y[known, j] == 1, P[known, j]
+        predicted = p[None, :] >= thresholds[:, None]  # (steps + 1, n)
+        tp = (predicted & y).sum(axis=1)
+        fp = (predicted & ~y).sum(axis=1)
+        sweep.append({"tp": tp.tolist(), "fp": fp.tolist(), "fn": (int(y.sum()) - tp).tolist()})
+    return sweep
+
+
+def threshold_for_precision(counts: dict[str, list[int]], target: float) -> float | None:
+    """The lowest swept threshold whose precision reaches `target` (with at least one
+    prediction), from one concept of `threshold_sweep`; None if none does."""
+    steps = len(counts["tp"]) - 1
+    for k, (tp, fp) in enumerate(zip(counts["tp"], counts["fp"], strict=True)):
+        if tp and tp / (tp + fp) >= target:
+            return k / steps
+    return None
+
+
 def evaluate(
     Y: np.ndarray,
     P: np.ndarray,
@@ -144,7 +181,7 @@ def evaluate(
     "roc_curve": [[fpr, tpr], ...], "pr_curve": [[recall, precision], ...], "confusion":
     {"counts": [[tn, fp], [fn, tp]], "mean_probability": 2x2}], "summary": {"n_rows",
     "macro_roc_auc", "macro_precision", "macro_recall", "macro_f1", "accuracy"},
-    "confusion_matrix": None or {"labels", "counts", "mean_probability", "rows"}}``.
+    "confusion_matrix": {"labels", "counts", "mean_probability", "rows"}}``.
     """
     Y, P = _check(Y, P)
     concepts = list(concepts)
@@ -183,9 +220,8 @@ def evaluate(
         "macro_f1": float(np.mean([c["f1"] for c in per_concept])),
         "accuracy": None,
     }
-    matrix = None
+    matrix = _confusion_matrix(Y, P, concepts, mutually_exclusive)
     if mutually_exclusive:
-        matrix = _confusion_matrix(Y, P, concepts)
         total = int(np.sum(matrix["counts"]))
         correct = int(np.trace(np.array(matrix["counts"])))
         summary["accuracy"] = correct / total if total else None
@@ -240,13 +276,18 @@ def _check(Y: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return known_labels(Y), P
 
 
-def _confusion_matrix(Y: np.ndarray, P: np.ndarray, concepts: list[str]) -> dict[str, Any]:
-    """Actual class (the row's positive concept) x predicted class (argmax of P)."""
+def _confusion_matrix(
+    Y: np.ndarray, P: np.ndarray, concepts: list[str], mutually_exclusive: bool
+) -> dict[str, Any]:
+    """Actual concept (a positive label) x predicted concept (the highest probability).
+
+    For one-vs-rest models an input with several positive concepts counts once in each
+    of their rows; mutually exclusive labels may have only one.
+    """
     positives = (Y == 1).sum(axis=1)
-    if (positives > 1).any():
+    if mutually_exclusive and (positives > 1).any():
         raise ValueError("mutually exclusive labels have at most one positive concept per input")
-    rows = np.flatnonzero(positives == 1)
-    actual = np.argmax(Y[rows] == 1, axis=1)
+    rows, actual = np.nonzero(Y == 1)
     predicted = np.argmax(P[rows], axis=1)
     k = len(concepts)
     counts = [[0] * k for _ in range(k)]

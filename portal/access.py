@@ -8,6 +8,7 @@ from portal.models import (
     Concept,
     Dataset,
     DatasetVersion,
+    Evaluation,
     ImportJob,
     Input,
     ModelVersion,
@@ -60,3 +61,13 @@ def get_model_version(model: TrainableModel, number: int) -> ModelVersion:
 
 def get_prediction_job(model: TrainableModel, job_pk: int) -> PredictionJob:
     return get_object_or_404(PredictionJob, model_version__model=model, pk=job_pk)
+
+
+def get_evaluation(app: App, pk: int) -> Evaluation:
+    return get_object_or_404(
+        Evaluation.objects.select_related(
+            "model_version__model", "dataset_version__dataset"
+        ).defer("model_version__head"),
+        model_version__model__app=app,
+        pk=pk,
+    )

@@ -45,7 +45,12 @@ def run(job_id: int) -> None:
                 [row.text for row in chunk],
                 version.number,
                 # Every concept, whatever the model's inference settings: this is a report.
-                {"min_value": 0.0, "max_concepts": len(concepts), "select_concepts": []},
+                {
+                    "min_value": 0.0,
+                    "max_concepts": len(concepts),
+                    "select_concepts": [],
+                    "concept_thresholds": {},
+                },
             )
             for row, output in zip(chunk, result.outputs, strict=True):
                 values = {c.id: c.value for c in output}

@@ -428,3 +428,51 @@ class PredictionJob(models.Model):
     @property
     def percent(self) -> int:
         return round(100 * self.rows_done / self.rows_total) if self.rows_total else 0
+
+
+class Evaluation(models.Model):
+    """A trained model version scored on a dataset version of its app.
+
+    On the version the model was trained on, each input is scored by a head trained
+    without it (stratified k-fold cross-validation); on any other version, by the trained
+    head (a held-out test set). MODEL-QUEUED-FOR-EVALUATION -> MODEL-EVALUATING ->
+    MODEL-EVALUATED | MODEL-EVALUATION-FAILED. `metrics` holds `classifier.evaluation`'s
+    report at threshold 0.5 plus the counts at every threshold step (`sweep`); `data`
+    holds the labels, probabilities and dataset-version row of every scored input.
+    """
+
+    class Status(models.IntegerChoices):
+        EVALUATED = 21300, "MODEL-EVALUATED"
+        EVALUATING = 21301, "MODEL-EVALUATING"
+        QUEUED = 21303, "MODEL-QUEUED-FOR-EVALUATION"
+        FAILED = 21317, "MODEL-EVALUATION-FAILED"
+
+    model_version = models.ForeignKey(ModelVersion, models.CASCADE, related_name="evaluations")
+    dataset_version = models.ForeignKey(DatasetVersion, models.CASCADE, related_name="evaluations")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True)
+    kfold = models.BooleanField(default=False)
+    folds = models.PositiveSmallIntegerField(null=True, blank=True)
+    folds_note = models.CharField(max_length=300, blank=True)
+    status = models.IntegerField(choices=Status, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)  # 0..1
+    stage = models.CharField(max_length=100, blank=True)
+    error = models.TextField(blank=True)
+    metrics = models.JSONField(null=True, blank=True)
+    data = models.BinaryField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} on {self.dataset_version}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.EVALUATED, self.Status.FAILED)
+
+    @property
+    def method(self) -> str:
+        return f"{self.folds}-fold cross-validation" if self.kfold else "held-out test set"

@@ -75,8 +75,22 @@ def check_texts(texts: object) -> list[str]:
     return [text.strip() for text in texts]
 
 
-def inference_settings(version: ModelVersion, overrides: dict | None) -> tuple[float, int, list]:
-    """(min_value, max_concepts, select_concepts): the version's, with valid overrides."""
+@dataclass(frozen=True)
+class InferenceSettings:
+    min_value: float
+    max_concepts: int
+    select_concepts: list[str]
+    # Per-concept thresholds saved from an evaluation; they replace min_value for their concept.
+    concept_thresholds: dict[str, float]
+
+    def shows(self, concept: str, value: float) -> bool:
+        if self.select_concepts and concept not in self.select_concepts:
+            return False
+        return value >= self.concept_thresholds.get(concept, self.min_value)
+
+
+def inference_settings(version: ModelVersion, overrides: dict | None) -> InferenceSettings:
+    """The version's inference settings, with valid overrides."""
     merged = {**version.params.get("inference_params", {}), **(overrides or {})}
     try:
         min_value = float(merged.get("min_value") or 0.0)
@@ -86,13 +100,18 @@ def inference_settings(version: ModelVersion, overrides: dict | None) -> tuple[f
             "min_value must be a number and max_concepts a whole number"
         ) from None
     select = merged.get("select_concepts") or []
+    thresholds = merged.get("concept_thresholds") or {}
     if not 0.0 <= min_value <= 1.0:
         raise PredictionError("min_value must be between 0 and 1")
     if max_concepts < 1:
         raise PredictionError("max_concepts must be at least 1")
     if not isinstance(select, list) or not all(isinstance(c, str) for c in select):
         raise PredictionError("select_concepts must be a list of concept IDs")
-    return min_value, max_concepts, select
+    if not isinstance(thresholds, dict) or not all(
+        isinstance(v, int | float) and 0.0 <= v <= 1.0 for v in thresholds.values()
+    ):
+        raise PredictionError("concept_thresholds must map concept IDs to numbers from 0 to 1")
+    return InferenceSettings(min_value, max_concepts, select, thresholds)
 
 
 def pick_version(model: TrainableModel, number: object = None) -> ModelVersion:
@@ -118,7 +137,7 @@ def predict(
     started = time.perf_counter()
     clean = check_texts(texts)
     version = pick_version(model, version_number)
-    min_value, max_concepts, select = inference_settings(version, inference_params)
+    shown = inference_settings(version, inference_params)
     base_model = version.params.get("train_params", {}).get("base_embed_model")
     head = _head(version)
     probabilities = head.predict_proba(embedders.get_embedder(base_model).encode(clean))
@@ -128,8 +147,8 @@ def predict(
         values = [
             ConceptValue(slug, names.get(slug, slug), round(float(value), 6))
             for slug, value in zip(head.concepts, row, strict=True)
-            if value >= min_value and (not select or slug in select)
+            if shown.shows(slug, value)
         ]
         values.sort(key=lambda c: c.value, reverse=True)
-        outputs.append(values[:max_concepts])
+        outputs.append(values[: shown.max_concepts])
     return Prediction(version, outputs, time.perf_counter() - started)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.models import DatasetVersion, ImportJob, ModelVersion, PredictionJob
+from portal.models import DatasetVersion, Evaluation, ImportJob, ModelVersion, PredictionJob
 
 LOST = "the job stopped without finishing (its worker was stopped or lost); try again"
 
@@ -37,4 +37,8 @@ def reap() -> int:
         Q(status=PredictionJob.Status.PENDING, created__lt=cutoff)
         | Q(status=PredictionJob.Status.RUNNING, started__lt=cutoff)
     ).update(status=PredictionJob.Status.FAILED, finished=timezone.now(), errors=[LOST])
-    return imports + versions + trainings + predictions
+    evaluations = Evaluation.objects.filter(
+        Q(status=Evaluation.Status.QUEUED, created__lt=cutoff)
+        | Q(status=Evaluation.Status.EVALUATING, started__lt=cutoff)
+    ).update(status=Evaluation.Status.FAILED, finished=timezone.now(), error=LOST)
+    return imports + versions + trainings + predictions + evaluations

@@ -65,3 +65,11 @@ def train_model_version(self, version_id: int) -> None:
 @shared_task
 def predict_csv(job_id: int) -> None:
     batch.run(job_id)
+
+
+@shared_task
+def evaluate_model_version(evaluation_id: int) -> None:
+    # Imported here: portal.evaluating imports this module to enqueue the task.
+    from portal import evaluating
+
+    evaluating.run(evaluation_id)

@@ -6,6 +6,7 @@ from portal.views import (
     apps,
     concepts,
     datasets,
+    evaluations,
     explorer,
     health,
     models,
@@ -22,6 +23,8 @@ app_urls = [
     path("inputs/", include(explorer.urlpatterns)),
     path("inputs/", include(uploads.urlpatterns)),
     path("models/", include(models.urlpatterns)),
+    path("models/", include(evaluations.model_urlpatterns)),
+    path("evaluations/", include(evaluations.urlpatterns)),
     path("models/<str:model_id>/", include(predictions.urlpatterns)),
 ]
 

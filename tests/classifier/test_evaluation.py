@@ -19,6 +19,8 @@ from classifier.evaluation import (
     evaluate,
     known_labels,
     most_confident_mistakes,
+    threshold_for_precision,
+    threshold_sweep,
 )
 from classifier.head import ConceptHead
 
@@ -79,7 +81,12 @@ def test_it_matches_scikit_learn_one_vs_rest(seed: int, threshold: float) -> Non
     )
     assert summary["macro_f1"] == pytest.approx(np.mean([c["f1"] for c in report["concepts"]]))
     assert summary["accuracy"] is None
-    assert report["confusion_matrix"] is None
+    # Each positive label counts once, in the column of the highest probability.
+    matrix = report["confusion_matrix"]
+    rows, actual = np.nonzero(K == 1)
+    assert np.sum(matrix["counts"]) == len(rows)
+    expected = confusion_matrix(actual, P[rows].argmax(axis=1), labels=range(len(CONCEPTS)))
+    assert matrix["counts"] == expected.tolist()
 
 
 def test_macro_averages_match_scikit_learn_when_every_label_is_known() -> None:
@@ -187,6 +194,32 @@ def test_counts_at_follow_the_threshold() -> None:
     }
     assert counts_at(Y, P, 0.3)[0]["recall"] == 1.0
     assert counts_at(Y, P, 0.95)[0]["predicted"] == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_sweep_equals_a_recount_at_every_threshold(seed: int) -> None:
+    Y, P = random_one_vs_rest(seed)
+    P[:10] = 0.5  # ties exactly at a step
+    P[10:20] = 0.29
+    sweep = threshold_sweep(Y, P)
+    for k in range(101):
+        for j, counts in enumerate(counts_at(Y, P, k / 100)):
+            assert [sweep[j][key][k] for key in ("tp", "fp", "fn")] == [
+                counts["tp"],
+                counts["fp"],
+                counts["fn"],
+            ]
+
+
+def test_threshold_for_precision_is_the_lowest_that_reaches_it() -> None:
+    Y = np.array([[1], [1], [0], [1], [0]], dtype=np.int8)
+    P = np.array([[0.95], [0.8], [0.7], [0.6], [0.2]])
+    counts = threshold_sweep(Y, P)[0]
+    assert threshold_for_precision(counts, 1.0) == 0.71
+    assert threshold_for_precision(counts, 0.75) == 0.21
+    Y[0, 0] = Y[1, 0] = Y[3, 0] = 0
+    Y[4, 0] = 1
+    assert threshold_for_precision(threshold_sweep(Y, P)[0], 0.9) is None
 
 
 def test_it_rejects_mismatched_shapes() -> None:

@@ -1,0 +1,1 @@
+"""Compare evaluations: per-concept tables side by side, curves overlaid, flipped inputs."""
