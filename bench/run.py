@@ -1,6 +1,7 @@
 """Run the benchmarks and rewrite docs/BENCHMARKS.md.
 
-python -m bench.run [--quick] [--only inputs|models] [--database-url URL] [--broker-url URL]
+python -m bench.run [--quick] [--only inputs|models|predictions|evaluations] [--database-url URL]
+    [--broker-url URL]
 """
 
 import argparse
@@ -54,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer runs")
     parser.add_argument(
-        "--only", choices=["inputs", "models", "predictions"], help="run one section"
+        "--only", choices=["inputs", "models", "predictions", "evaluations"], help="run one section"
     )
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument(
@@ -72,7 +73,7 @@ def main() -> None:
 
     from django.db import connection
 
-    from bench import inputs, models, predict
+    from bench import evaluations, inputs, models, predict
 
     sections = []
     try:
@@ -82,6 +83,8 @@ def main() -> None:
             results = models.run(args.quick)
             sections += ["## Models", "", *table(results), "", "### Accuracy", ""]
             sections += [*models.accuracy(), ""]
+        if args.only in (None, "evaluations"):
+            sections += ["## Evaluations", "", *evaluations.accuracy(), ""]
         if args.only in (None, "predictions"):
             results, load_rows = predict.run(args.quick)
             sections += [

@@ -65,9 +65,9 @@ def get_prediction_job(model: TrainableModel, job_pk: int) -> PredictionJob:
 
 def get_evaluation(app: App, pk: int) -> Evaluation:
     return get_object_or_404(
-        Evaluation.objects.select_related(
-            "model_version__model", "dataset_version__dataset"
-        ).defer("model_version__head"),
+        Evaluation.objects.select_related("model_version__model", "dataset_version__dataset").defer(
+            "data", "model_version__head"
+        ),
         model_version__model__app=app,
         pk=pk,
     )

@@ -95,9 +95,13 @@ def run(evaluation_id: int) -> None:
     )
     if not claimed:
         return  # a redelivered message: taken or finished already
-    evaluation = Evaluation.objects.select_related("model_version", "dataset_version__dataset").get(
-        pk=evaluation_id
+    evaluation = (
+        Evaluation.objects.select_related("model_version", "dataset_version__dataset")
+        .filter(pk=evaluation_id)
+        .first()
     )
+    if evaluation is None:
+        return  # deleted meanwhile
     try:
         _score(evaluation)
     except (TrainingError, EvaluationError) as exc:
@@ -126,7 +130,7 @@ def _score(evaluation: Evaluation) -> None:
     rows = [row for row, keep in zip(rows, labeled, strict=True) if keep]
     Y = Y[labeled]
     where = f"version {dataset_version.number} of dataset {dataset_version.dataset.slug}"
-    if not rows:
+    if not rows or not (Y == 1).any():
         raise EvaluationError(f"no input in {where} is labeled with {' or '.join(concepts)}")
     if exclusive and ((Y == 1).sum(axis=1) > 1).any():
         raise EvaluationError(

@@ -14,3 +14,12 @@ validate_id = RegexValidator(ID_RE, ID_HELP)
 
 def is_valid_id(value: str) -> bool:
     return bool(ID_RE.match(value))
+
+
+def as_number(value: object) -> int | None:
+    """A version number or primary key from a request: ASCII digits that fit a database
+    integer, else None (so "²", "-1" or "1e9999" can't reach a query)."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        return None
+    return int(text)

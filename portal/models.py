@@ -475,4 +475,6 @@ class Evaluation(models.Model):
 
     @property
     def method(self) -> str:
-        return f"{self.folds}-fold cross-validation" if self.kfold else "held-out test set"
+        if not self.kfold:
+            return "held-out test set"
+        return f"{self.folds}-fold cross-validation" if self.folds else "cross-validation"

@@ -14,6 +14,7 @@ from django.conf import settings
 
 from classifier import embedders
 from classifier.head import ConceptHead
+from portal.ids import as_number
 from portal.models import Concept, ModelVersion, TrainableModel
 
 HEAD_CACHE_SIZE = 32
@@ -39,6 +40,7 @@ class Prediction:
     version: ModelVersion
     outputs: list[list[ConceptValue]]
     seconds: float
+    thresholds: dict[str, float]  # the concept thresholds that applied
 
 
 def _head(version: ModelVersion) -> ConceptHead:
@@ -122,7 +124,8 @@ def pick_version(model: TrainableModel, number: object = None) -> ModelVersion:
         if version is None:
             raise PredictionError(f"model {model.slug} has no trained version yet")
         return version
-    version = versions.filter(number=int(number)).first() if str(number).isdigit() else None
+    wanted = as_number(number)
+    version = versions.filter(number=wanted).first() if wanted is not None else None
     if version is None:
         raise PredictionError(f"model {model.slug} has no trained version {number}")
     return version
@@ -151,4 +154,4 @@ def predict(
         ]
         values.sort(key=lambda c: c.value, reverse=True)
         outputs.append(values[: shown.max_concepts])
-    return Prediction(version, outputs, time.perf_counter() - started)
+    return Prediction(version, outputs, time.perf_counter() - started, shown.concept_thresholds)

@@ -22,6 +22,7 @@ from django.utils import timezone
 from classifier import embedders
 from classifier.head import ConceptHead, TrainingError
 from portal import embedding
+from portal.ids import as_number
 from portal.models import (
     Dataset,
     DatasetVersion,
@@ -56,7 +57,8 @@ def check_params(model: TrainableModel) -> DatasetVersion:
     if dataset is None:
         raise ParamsError("Choose a dataset.")
     number = str(params.get("dataset_version_id") or "")
-    version = dataset.versions.filter(number=int(number)).first() if number.isdigit() else None
+    wanted = as_number(number)
+    version = dataset.versions.filter(number=wanted).first() if wanted is not None else None
     if version is None:
         raise ParamsError(f"Choose a version of dataset {dataset.slug}.")
     if version.status != DatasetVersion.Status.READY:

@@ -8,10 +8,11 @@ from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
 
 from portal import evaluating
-from portal.views import compare
 from portal.access import get_app, get_app_model, get_evaluation, get_model_version
+from portal.ids import as_number
 from portal.models import App, DatasetVersion, Evaluation, TrainableModel
 from portal.queue import QueueUnavailable
+from portal.views import compare
 
 SELECTION_LIMIT = 200
 
@@ -38,23 +39,18 @@ def evaluate(request: HttpRequest, app_id: str, model_id: str, number: int) -> H
     """Start an evaluation of a version on the chosen dataset version."""
     model = get_app_model(request, app_id, model_id)
     version = get_model_version(model, number)
-    chosen = request.POST.get("dataset_version", "")
+    chosen = as_number(request.POST.get("dataset_version", ""))
     dataset_version = (
-        DatasetVersion.objects.filter(dataset__app=model.app, pk=int(chosen))
+        DatasetVersion.objects.filter(dataset__app=model.app, pk=chosen)
         .select_related("dataset")
         .first()
-        if chosen.isdigit()
-        else None
     )
     if dataset_version is None:
         messages.error(request, "Choose a dataset version to evaluate on.")
         return redirect(f"{model.get_absolute_url()}?version={number}#evaluate")
     try:
         evaluation = evaluating.start_evaluation(version, dataset_version, request.user)
-    except evaluating.EvaluationError as exc:
-        messages.error(request, str(exc))
-        return redirect(f"{model.get_absolute_url()}?version={number}#evaluate")
-    except QueueUnavailable as exc:
+    except (evaluating.EvaluationError, QueueUnavailable) as exc:
         messages.error(request, str(exc))
         return redirect(f"{model.get_absolute_url()}?version={number}#evaluate")
     return redirect("portal:evaluation", model.app.slug, evaluation.pk)

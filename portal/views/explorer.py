@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from portal import labels
 from portal.access import get_app, get_concept, get_dataset, get_input
 from portal.explorer import PAGE_SIZE, STATES, Filters, matching_inputs, with_row_data
+from portal.ids import as_number
 from portal.models import Annotation, App, Concept, Dataset, Input
 
 CONFLICT = (
@@ -84,7 +85,7 @@ def input_label(request: HttpRequest, app_id: str, input_pk: int) -> HttpRespons
     concept = get_concept(app, request.POST.get("concept", "").strip())
     value = request.POST.get("value", "")
     revision = request.POST.get("revision", "")
-    if value not in LABEL_VALUES or not revision.isdigit():
+    if value not in LABEL_VALUES or as_number(revision) is None:
         return HttpResponseBadRequest("Send value=1, 0 or none and the input's revision.")
     saved = labels.set_label(item, concept, LABEL_VALUES[value], int(revision), request.user)
     if not request.htmx:
@@ -150,7 +151,7 @@ def inputs_bulk(request: HttpRequest, app_id: str) -> HttpResponse:
     filters = Filters.from_data(app, request.POST)
     if request.POST.get("action") not in BULK_ACTIONS:
         return HttpResponseBadRequest("Unknown action.")
-    ids = [int(pk) for pk in request.POST.getlist("ids") if pk.isdigit()]
+    ids = [pk for pk in map(as_number, request.POST.getlist("ids")) if pk is not None]
     if request.POST.get("all") == "1":
         message = _run_bulk(request, app, matching_inputs(app, filters))
     elif len(ids) > MAX_IDS:

@@ -14,10 +14,13 @@ from classifier import embedders
 from portal import training
 from portal.access import get_app, get_model, get_model_version
 from portal.forms import ModelCreateForm, ModelSetupForm
-from portal.models import App, Dataset, DatasetVersion, ModelVersion, TrainableModel
+from portal.ids import as_number
+from portal.models import App, Dataset, DatasetVersion, Evaluation, ModelVersion, TrainableModel
 from portal.queue import QueueUnavailable
+from portal.views import evaluations
 
 READY, FAILURE = DatasetVersion.Status.READY, DatasetVersion.Status.FAILURE
+DETAILS = "portal/_model_version_details.html"
 
 
 def _with_latest(queryset: QuerySet[TrainableModel]) -> list[TrainableModel]:
@@ -177,6 +180,15 @@ def model_setup(request: HttpRequest, app_id: str, model_id: str) -> HttpRespons
     return render(request, "portal/model_setup.html", context)
 
 
+def _evaluate_context(app: App, version: ModelVersion | None) -> dict:
+    """What the version details' Evaluate form offers: the app's ready dataset versions,
+    the one the version was trained on first chosen (else the newest of its dataset)."""
+    choices = evaluations.dataset_versions(app)
+    trained_on = version.dataset_version_id if version else None
+    default = next((dv.pk for dv in choices if dv.pk == trained_on), None)
+    return {"evaluation_choices": choices, "default_choice": default}
+
+
 def _detail(
     request: HttpRequest, app: App, model: TrainableModel, selected: int | None = None
 ) -> HttpResponse:
@@ -188,6 +200,10 @@ def _detail(
         "model": model,
         "versions": versions,
         "version": shown,
+        "evaluations": evaluations.evaluations_of(
+            Evaluation.objects.filter(model_version__model=model)
+        ),
+        **_evaluate_context(app, shown),
     }
     return render(request, "portal/model_detail.html", context)
 
@@ -196,9 +212,7 @@ def _detail(
 def model_detail(request: HttpRequest, app_id: str, model_id: str) -> HttpResponse:
     app = get_app(request, app_id)
     selected = request.GET.get("version", "")
-    return _detail(
-        request, app, get_model(app, model_id), int(selected) if selected.isdigit() else None
-    )
+    return _detail(request, app, get_model(app, model_id), as_number(selected))
 
 
 @require_POST
@@ -220,7 +234,10 @@ def _version_fragment(
     version = get_model_version(model, number)
     if not request.htmx:
         return _detail(request, app, model, number)
-    return render(request, template, {"app": app, "model": model, "version": version})
+    context = {"app": app, "model": model, "version": version}
+    if template == DETAILS:
+        context.update(_evaluate_context(app, version))
+    return render(request, template, context)
 
 
 @require_GET
@@ -232,9 +249,7 @@ def version_status(request: HttpRequest, app_id: str, model_id: str, number: int
 @require_GET
 def version_details(request: HttpRequest, app_id: str, model_id: str, number: int) -> HttpResponse:
     """The version's parameters, error and log, below the versions table."""
-    return _version_fragment(
-        request, app_id, model_id, number, "portal/_model_version_details.html"
-    )
+    return _version_fragment(request, app_id, model_id, number, DETAILS)
 
 
 @require_GET

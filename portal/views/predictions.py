@@ -40,12 +40,12 @@ def try_text(request: HttpRequest, app_id: str, model_id: str) -> HttpResponse:
             "max_concepts": request.POST.get("max_concepts") or None,
             "select_concepts": request.POST.getlist("select_concepts"),
         }
+        chosen = {k: v for k, v in overrides.items() if v}
+        if request.POST.get("ignore_thresholds"):
+            chosen["concept_thresholds"] = {}
         try:
             answer["result"] = prediction.predict(
-                model,
-                [request.POST.get("text", "")],
-                request.POST.get("version"),
-                {k: v for k, v in overrides.items() if v},
+                model, [request.POST.get("text", "")], request.POST.get("version"), chosen
             )
         except prediction.PredictionError as exc:
             answer["error"] = str(exc)
