@@ -211,7 +211,7 @@ def load_scores(evaluation: Evaluation) -> Scores:
     try:
         with np.load(io.BytesIO(bytes(evaluation.data)), allow_pickle=False) as npz:
             return Scores(npz["rows"], npz["Y"], npz["P"])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+    except (OSError, TypeError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise EvaluationError("the stored scores of this evaluation can't be read") from exc
 
 

@@ -326,13 +326,16 @@ def test_at_most_eight_are_compared_and_same_labels_are_told_apart(alice_client,
         )
         for _ in range(8)
     ]
-    response = alice_client.get(COMPARE, ids_query(original, *copies))
+    query = {"ids": ["999999"] + ids_query(original, *copies)["ids"]}
+    response = alice_client.get(COMPARE, query)
     assert response.status_code == 200
     comparison = response.context["comparison"]
     assert len(comparison.compared) == 8
     assert original.pk in {c.evaluation.pk for c in comparison.compared}
     assert copies[-1].pk not in {c.evaluation.pk for c in comparison.compared}
-    assert "At most 8 evaluations can be compared at once" in response.content.decode()
+    body = response.content.decode()
+    assert "At most 8 evaluations can be compared at once" in body
+    assert "1 of the chosen evaluations is not a finished evaluation of this app" in body
     assert comparison.description == "Model detector v1 evaluated 8 times on emails v1."
     labels = [c.label for c in comparison.compared]
     assert len(set(labels)) == 8 and labels[0] == f"emails v1 (#{original.pk})"
