@@ -31,7 +31,7 @@ from portal import embedding
 from portal.models import DatasetVersion, DatasetVersionRow, Evaluation, ModelVersion
 from portal.queue import enqueue_on_commit
 from portal.tasks import evaluate_model_version
-from portal.training import labels_matrix
+from portal.training import enriched, labels_matrix, new_head
 
 log = logging.getLogger(__name__)
 
@@ -146,16 +146,8 @@ def _score(evaluation: Evaluation) -> None:
         base_model, [r[0] for r in rows], [r[1] for r in rows], progress=embedding_progress
     )
     if evaluation.kfold:
-        background = None
-        if train_params.get("enrich_dataset", "Automatic") == "Automatic" and not exclusive:
-            background = embedding.background_vectors(base_model)
-        head = ConceptHead(
-            concepts,
-            mutually_exclusive=exclusive,
-            C=train_params.get("C"),
-            class_weight=train_params.get("class_weight"),
-            background=background,
-        )
+        background = embedding.background_vectors(base_model) if enriched(params) else None
+        head = new_head(params, concepts, background)
 
         def fold_progress(done: int, folds: int) -> None:
             stage = f"Cross-validation: fold {done} of {folds} done"

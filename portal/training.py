@@ -157,6 +157,24 @@ def labels_matrix(rows: list[tuple], concepts: list[str], exclusive: bool) -> np
     return Y
 
 
+def enriched(params: dict) -> bool:
+    """Whether the parameters add the Enrich background texts (one-vs-rest heads only)."""
+    automatic = params.get("train_params", {}).get("enrich_dataset", "Automatic") == "Automatic"
+    return automatic and not params.get("concepts_mutually_exclusive")
+
+
+def new_head(params: dict, concepts: list[str], background: np.ndarray | None) -> ConceptHead:
+    """An unfitted head with the training parameters of a model version."""
+    train_params = params.get("train_params", {})
+    return ConceptHead(
+        concepts,
+        mutually_exclusive=bool(params.get("concepts_mutually_exclusive")),
+        C=train_params.get("C"),
+        class_weight=train_params.get("class_weight"),
+        background=background,
+    )
+
+
 def stale_seconds() -> float:
     """A training worker writes its heartbeat every PORTAL_HEARTBEAT_SECONDS; one this old
     belongs to a worker that died, and its version may be trained again."""
@@ -279,7 +297,7 @@ def _fit(run: Run) -> None:
         base_model, [r[0] for r in rows], [r[1] for r in rows], progress=embedding_progress
     )
     background = None
-    if train_params.get("enrich_dataset", "Automatic") == "Automatic" and not exclusive:
+    if enriched(params):
 
         def background_progress(done: int, missing: int) -> None:
             # Only the first training with a base model embeds the corpus.
@@ -291,13 +309,7 @@ def _fit(run: Run) -> None:
 
     run.report("Fitting", 0.85)
     started = time.perf_counter()
-    head = ConceptHead(
-        concepts,
-        mutually_exclusive=exclusive,
-        C=train_params.get("C"),
-        class_weight=train_params.get("class_weight"),
-        background=background,
-    ).fit(X, Y)
+    head = new_head(params, concepts, background).fit(X, Y)
     fit_seconds = time.perf_counter() - started
     for line in head.fit_log_:
         run.say(line)

@@ -144,14 +144,19 @@ def evaluation_status(request: HttpRequest, app_id: str, pk: int) -> HttpRespons
     return response
 
 
-@require_GET
-def selection(request: HttpRequest, app_id: str, pk: int) -> HttpResponse:
-    """The inputs behind a confusion-matrix cell, or behind a concept's TP/FP/FN/TN count at
-    a threshold, with their probabilities: the selection details."""
+def _evaluated(request: HttpRequest, app_id: str, pk: int) -> tuple[App, Evaluation]:
     app = get_app(request, app_id)
     evaluation = get_evaluation(app, pk)
     if evaluation.status != Evaluation.Status.EVALUATED:
         raise Http404("This evaluation has no results.")
+    return app, evaluation
+
+
+@require_GET
+def selection(request: HttpRequest, app_id: str, pk: int) -> HttpResponse:
+    """The inputs behind a confusion-matrix cell, or behind a concept's TP/FP/FN/TN count at
+    a threshold, with their probabilities: the selection details."""
+    app, evaluation = _evaluated(request, app_id, pk)
     concepts = list(evaluation.model_version.concepts)
     try:
         if "actual" in request.GET:
@@ -208,10 +213,7 @@ def _count_cell(evaluation: Evaluation, concepts: list[str], query) -> tuple[np.
 def save_thresholds(request: HttpRequest, app_id: str, pk: int) -> HttpResponse:
     """Save per-concept thresholds (given, or reaching a target precision) into the
     evaluated version's inference settings."""
-    app = get_app(request, app_id)
-    evaluation = get_evaluation(app, pk)
-    if evaluation.status != Evaluation.Status.EVALUATED:
-        raise Http404("This evaluation has no results.")
+    app, evaluation = _evaluated(request, app_id, pk)
     concepts = list(evaluation.model_version.concepts)
     try:
         if request.POST.get("target_precision"):
