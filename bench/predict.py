@@ -38,13 +38,15 @@ HAM = [
 
 
 def trained_model():
-    """A model trained in-process on 10 texts, and a session cookie for its owner."""
+    """A model trained in-process on 10 texts, and a session cookie and an API token for
+    its owner."""
     from django.contrib.auth import get_user_model
     from django.contrib.sessions.backends.db import SessionStore
 
     from portal import training, versions
     from portal.models import (
         Annotation,
+        ApiToken,
         App,
         Concept,
         Dataset,
@@ -79,7 +81,8 @@ def trained_model():
     session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
     session["_auth_user_hash"] = user.get_session_auth_hash()
     session.save()
-    return model, session.session_key
+    _, key = ApiToken.issue(user, "bench")
+    return model, session.session_key, key
 
 
 def free_port() -> int:
@@ -157,7 +160,7 @@ def run(quick: bool) -> tuple[list[Result], list[str]]:
     from classifier import embedders
     from classifier.head import ConceptHead
 
-    model, cookie = trained_model()
+    model, cookie, key = trained_model()
     version = model.versions.get()
     head = ConceptHead.loads(bytes(version.head))
     embedder = embedders.get_embedder(embedders.DEFAULT_MODEL)
@@ -176,7 +179,7 @@ def run(quick: bool) -> tuple[list[Result], list[str]]:
         while True:  # until both workers have loaded the model
             try:
                 for _ in range(8):
-                    post(api, body, f"sessionid={cookie}", JSON)
+                    post(api, body, "", JSON, {"Authorization": f"Token {key}"})
                 break
             except (urllib.error.URLError, ConnectionError):
                 if time.monotonic() > deadline:
@@ -204,11 +207,11 @@ def run(quick: bool) -> tuple[list[Result], list[str]]:
             )
         ]
         for clients in (1, 4, 16):
-            notes.append(load(api, body, cookie, clients, 5 if quick else 30))
+            notes.append(load(api, body, key, clients, 5 if quick else 30))
     return results, notes
 
 
-def load(url: str, body: bytes, cookie: str, clients: int, seconds: float) -> str:
+def load(url: str, body: bytes, key: str, clients: int, seconds: float) -> str:
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -217,7 +220,7 @@ def load(url: str, body: bytes, cookie: str, clients: int, seconds: float) -> st
     def client() -> None:
         while time.monotonic() < stop:
             try:
-                took = post(url, body, f"sessionid={cookie}", JSON)
+                took = post(url, body, "", JSON, {"Authorization": f"Token {key}"})
             except Exception as exc:
                 with lock:
                     errors.append(str(exc))

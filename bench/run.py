@@ -94,7 +94,7 @@ def main() -> None:
                 "",
                 "Predict API under load: one sentence per request, gunicorn with 2 sync worker",
                 "processes (as the Dockerfile, which runs 3) and production settings (DEBUG off);",
-                "the clients (threads of one Python process) share the same 2 cores.",
+                "an API token; the clients (threads of one Python process) share the 2 cores.",
                 "",
                 "| clients | duration | requests | errors | requests/s | p50 | p99 |",
                 "|---|---|---|---|---|---|---|",

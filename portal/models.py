@@ -1,4 +1,5 @@
 import hashlib
+import secrets
 
 from django.conf import settings
 from django.db import models
@@ -478,3 +479,35 @@ class Evaluation(models.Model):
         if not self.kfold:
             return "held-out test set"
         return f"{self.folds}-fold cross-validation" if self.folds else "cross-validation"
+
+
+class ApiToken(models.Model):
+    """A key for the REST API (`Authorization: Token <key>`). Only its SHA-256 is stored:
+    the key is shown once, when it is made. A revoked token is refused."""
+
+    PREFIX = "tcp_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=12)  # the key's first characters, to tell tokens apart
+    created = models.DateTimeField(default=timezone.now)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…)"
+
+    @staticmethod
+    def hash(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user: "models.Model", name: str) -> tuple["ApiToken", str]:
+        """A new token for `user` and its key, which is not stored and can't be shown again."""
+        key = cls.PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(user=user, name=name, key_hash=cls.hash(key), hint=key[:12])
+        return token, key

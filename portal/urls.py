@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from portal import api
 from portal.views import (
     accounts,
     apps,
@@ -36,7 +37,7 @@ portal_urls = [
 
 urlpatterns = [
     path("", include((portal_urls, "portal"))),
-    path("api/v1/", include((predictions.api_urlpatterns, "portal"), namespace="api")),
+    path("api/v1/", api.urls()),
     path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", health.healthz, name="healthz"),

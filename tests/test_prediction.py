@@ -107,7 +107,7 @@ def test_the_api_predicts(alice_client, trained_model):
         ("{", "not valid JSON"),
         ("[]", "must be a JSON object"),
         (json.dumps({"texts": ["a"] * 129}), "at most 128 texts"),
-        (json.dumps({"texts": ["a"], "extra": 1}), "unknown fields: extra"),
+        (json.dumps({"texts": ["a"], "extra": 1}), "unknown field: extra"),
         (json.dumps({"texts": ["a"], "version_id": "7"}), "no trained version 7"),
         (json.dumps({"texts": ["a"], "inference_params": {"min_value": 3}}), "between 0 and 1"),
     ],

@@ -1,15 +1,11 @@
 """Predictions in the browser (Try your own text, batch CSV files) and over the API."""
 
-import json
-
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from portal import batch, prediction
 from portal.access import get_app_model, get_prediction_job
@@ -109,54 +105,9 @@ def batch_download(request: HttpRequest, app_id: str, model_id: str, job_pk: int
     return response
 
 
-def _error(message: str, status: int = 400) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
-
-
-@login_not_required
-@csrf_exempt  # read-only, and answers JSON clients; sessions still need to be signed in
-@require_POST
-def api_predict(request: HttpRequest, app_id: str, model_id: str) -> JsonResponse:
-    if not request.user.is_authenticated:
-        return _error("authentication required", 401)
-    try:
-        model = get_app_model(request, app_id, model_id)
-    except Http404:
-        return _error(f"no model {model_id!r} in an app {app_id!r} of yours", 404)
-    try:
-        body = json.loads(request.body or b"{}")
-    except json.JSONDecodeError as exc:
-        return _error(f"the body is not valid JSON: {exc}")
-    if not isinstance(body, dict):
-        return _error("the body must be a JSON object")
-    unknown = set(body) - {"texts", "version_id", "inference_params"}
-    if unknown:
-        return _error(f"unknown fields: {', '.join(sorted(unknown))}")
-    inference = body.get("inference_params")
-    if inference is not None and not isinstance(inference, dict):
-        return _error("inference_params must be an object")
-    try:
-        result = prediction.predict(model, body.get("texts"), body.get("version_id"), inference)
-    except prediction.PredictionError as exc:
-        return _error(str(exc))
-    return JsonResponse(
-        {
-            "model_version_id": str(result.version.number),
-            "outputs": [
-                {"concepts": [{"id": c.id, "name": c.name, "value": c.value} for c in output]}
-                for output in result.outputs
-            ],
-        }
-    )
-
-
 urlpatterns = [
     path("try/", try_text, name="model-try"),
     path("batch/", batch_page, name="model-batch"),
     path("batch/<int:job_pk>/", batch_job, name="model-batch-job"),
     path("batch/<int:job_pk>/result.csv", batch_download, name="model-batch-download"),
-]
-
-api_urlpatterns = [
-    path("apps/<str:app_id>/models/<str:model_id>/predict", api_predict, name="api-predict"),
 ]

@@ -1,0 +1,5 @@
+"""Apps routes of the REST API."""
+
+from ninja import Router
+
+router = Router(tags=["Apps"])

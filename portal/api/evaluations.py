@@ -1,0 +1,5 @@
+"""Evaluations routes of the REST API."""
+
+from ninja import Router
+
+router = Router(tags=["Evaluations"])

@@ -1,0 +1,5 @@
+"""Models routes of the REST API."""
+
+from ninja import Router
+
+router = Router(tags=["Models"])
