@@ -46,7 +46,10 @@ class EvaluationError(ValueError):
 
 
 def start_evaluation(
-    version: ModelVersion, dataset_version: DatasetVersion, user: AbstractBaseUser | None
+    version: ModelVersion,
+    dataset_version: DatasetVersion,
+    user: AbstractBaseUser | None,
+    label: str = "",
 ) -> Evaluation:
     """Queue an evaluation. Raises EvaluationError (nothing created) or QueueUnavailable
     (the evaluation is FAILED with the reason)."""
@@ -64,6 +67,7 @@ def start_evaluation(
             model_version=version,
             dataset_version=dataset_version,
             user=user,
+            label=label,
             kfold=dataset_version.pk == version.dataset_version_id,
         )
         enqueue_on_commit(

@@ -140,7 +140,8 @@ def run_job(job: ImportJob) -> None:
     """Parse and save an upload; the job ends DONE or FAILED with the reasons."""
     try:
         rows = parse_csv(bytes(job.data), max_text_length=settings.PORTAL_MAX_TEXT_LENGTH)
-        ImportJob.objects.filter(pk=job.pk).update(rows_total=len(rows))
+        job.rows_total = len(rows)
+        ImportJob.objects.filter(pk=job.pk).update(rows_total=job.rows_total)
         result = add_inputs(
             job.app,
             rows,

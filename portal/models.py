@@ -451,6 +451,7 @@ class Evaluation(models.Model):
     model_version = models.ForeignKey(ModelVersion, models.CASCADE, related_name="evaluations")
     dataset_version = models.ForeignKey(DatasetVersion, models.CASCADE, related_name="evaluations")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True)
+    label = models.CharField(max_length=100, blank=True)  # a name the user gave it (API eval_id)
     kfold = models.BooleanField(default=False)
     folds = models.PositiveSmallIntegerField(null=True, blank=True)
     folds_note = models.CharField(max_length=300, blank=True)

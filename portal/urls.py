@@ -12,6 +12,7 @@ from portal.views import (
     health,
     models,
     predictions,
+    tokens,
     uploads,
 )
 
@@ -33,6 +34,7 @@ portal_urls = [
     path("", apps.home, name="home"),
     path("apps/new/", apps.app_create, name="app-create"),
     path("apps/<str:app_id>/", include(app_urls)),
+    path("account/api-tokens/", include(tokens.urlpatterns)),
 ]
 
 urlpatterns = [

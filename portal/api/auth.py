@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest
 from django.utils import timezone
@@ -39,4 +40,13 @@ class TokenAuth(APIKeyHeader):
 
 
 class SessionAuth(NinjaSessionAuth):
-    """A signed-in browser session, for same-origin calls (with Django's CSRF token)."""
+    """A signed-in browser session, for same-origin calls (with Django's CSRF token).
+
+    A request without a session cookie is not a session call: it gets the 401 that says
+    what to send, not a CSRF failure.
+    """
+
+    def __call__(self, request: HttpRequest) -> AbstractBaseUser | None:
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return None
+        return super().__call__(request)

@@ -17,14 +17,14 @@ class PredictIn(Forbid):
     inference_params: dict | None = None
 
 
-class ConceptOut(Schema):
+class PredictedConceptOut(Schema):
     id: str
     name: str
     value: float
 
 
 class OutputOut(Schema):
-    concepts: list[ConceptOut]
+    concepts: list[PredictedConceptOut]
 
 
 class PredictOut(Schema):

@@ -25,7 +25,7 @@ def _list_context(app: App, **context) -> dict:
     return {
         "app": app,
         "section": "concepts",
-        "concepts": with_counts(app.concepts.all()),
+        "concepts": with_counts(app.concepts.order_by("slug")),
         "form": ConceptForm(app=app),
         **context,
     }
