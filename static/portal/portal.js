@@ -102,7 +102,38 @@
     });
   }
 
+  // A new API token's key: selected as a whole on focus; Copy buttons copy their source.
+  // The Clipboard API needs HTTPS or localhost; elsewhere, select and copy.
+  function initCopyButtons() {
+    const key = document.getElementById("new-key-value");
+    if (key) key.addEventListener("focus", (event) => event.target.select());
+    document.querySelectorAll("[data-copy]").forEach((button) => {
+      button.addEventListener("click", async () => {
+        const source = document.getElementById(button.dataset.copy);
+        const text = source.value ?? source.textContent;
+        try {
+          await navigator.clipboard.writeText(text);
+        } catch {
+          if (source.select) {
+            source.select();
+          } else {
+            const range = document.createRange();
+            range.selectNodeContents(source);
+            getSelection().removeAllRanges();
+            getSelection().addRange(range);
+          }
+          document.execCommand("copy");
+        }
+        button.textContent = "Copied";
+        setTimeout(() => {
+          button.textContent = "Copy";
+        }, 2000);
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    initCopyButtons();
     initSidebar();
     initDialogs();
     initMenus();
