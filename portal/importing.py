@@ -8,12 +8,14 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from portal import embedding
 from portal.csv_io import CsvImportError, ParsedRow, parse_csv
 from portal.models import Annotation, App, Concept, Dataset, ImportJob, Input, text_hash
+from portal.queue import enqueue_on_commit
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +172,36 @@ def finish(job: ImportJob, status: str, **fields) -> None:
     if status == ImportJob.Status.DONE:
         job.data = b""  # the file is not needed any more; a failed one may be retried
     job.save()
+
+
+def import_file(
+    app: App,
+    user: AbstractBaseUser | None,
+    filename: str,
+    data: bytes,
+    dataset_ids: list[str],
+    concept_ids: list[str] | None = None,
+) -> ImportJob:
+    """A CSV upload as a job: a small file is imported now (the job ends DONE or FAILED),
+    a big one is queued for a worker (PENDING). Raises QueueUnavailable, the job FAILED,
+    when it can't be queued."""
+    # Imported here: portal.tasks imports this module.
+    from portal.tasks import import_csv
+
+    job = ImportJob.objects.create(
+        app=app,
+        user=user,
+        filename=filename[:255],
+        data=data,
+        dataset_ids=dataset_ids,
+        concept_ids=concept_ids or [],
+    )
+    if data.count(b"\n") < settings.PORTAL_BACKGROUND_IMPORT_ROWS:
+        start_job(job)
+        run_job(job)
+    else:
+        enqueue_on_commit(import_csv, job.pk, on_failure=lambda: fail_unqueued(job))
+    return job
 
 
 def fail_unqueued(job: ImportJob) -> None:

@@ -2,18 +2,14 @@
 as the browser's pages."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from django import forms
-from django.core.exceptions import NON_FIELD_ERRORS
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from ninja import Path, Router, Schema, Status
-from ninja.errors import HttpError
 
 from portal import versions
 from portal.access import get_app, get_dataset, get_version
-from portal.api.schemas import Forbid
+from portal.api.schemas import Forbid, saved
 from portal.forms import AppForm, ConceptForm, DatasetForm
 from portal.models import App, Concept, Dataset, DatasetVersion
 from portal.views.concepts import with_counts as concepts_with_counts
@@ -24,21 +20,6 @@ router = Router(tags=["Apps"])
 # Version numbers and primary keys in paths: positive and within a 64-bit integer, so
 # that a number no database could hold is refused before it reaches a query.
 Number = Annotated[int, Path(ge=1, le=2**63 - 1)]
-
-
-def _saved(form: forms.ModelForm, duplicate: str) -> Any:
-    """The form's new object, or a 400 naming each refused field as the API calls it."""
-    if not form.is_valid():
-        parts = []
-        for field, messages in form.errors.items():
-            name = "id" if field == "slug" else field
-            parts += [m if field == NON_FIELD_ERRORS else f"{name}: {m}" for m in messages]
-        raise HttpError(400, "; ".join(parts))
-    try:
-        with transaction.atomic():
-            return form.save()
-    except IntegrityError:  # made by another request since the form checked
-        raise HttpError(400, f"id: {duplicate}") from None
 
 
 class AppIn(Forbid):
@@ -81,7 +62,7 @@ def list_apps(request: HttpRequest) -> list[dict]:
 def create_app(request: HttpRequest, body: AppIn) -> Status:
     """A new text app; its ID is unique among your apps, whatever its case."""
     data = {"slug": body.id, "description": body.description, "input_type": "text"}
-    app = _saved(AppForm(data, owner=request.user), f"You already have an app called “{body.id}”.")
+    app = saved(AppForm(data, owner=request.user), f"You already have an app called “{body.id}”.")
     return Status(201, _app_json(app))
 
 
@@ -135,7 +116,7 @@ def create_concept(request: HttpRequest, app_id: str, body: ConceptIn) -> Status
     """A new concept; its name defaults to its ID."""
     app = get_app(request, app_id)
     form = ConceptForm({"slug": body.id, "name": body.name}, app=app)
-    concept = _saved(form, f"This app already has a concept called “{body.id}”.")
+    concept = saved(form, f"This app already has a concept called “{body.id}”.")
     return Status(
         201, _concept_json(concepts_with_counts(Concept.objects.filter(pk=concept.pk)).get())
     )
@@ -209,7 +190,7 @@ def list_datasets(request: HttpRequest, app_id: str) -> list[dict]:
 def create_dataset(request: HttpRequest, app_id: str, body: DatasetIn) -> Status:
     app = get_app(request, app_id)
     form = DatasetForm({"slug": body.id, "description": body.description}, app=app)
-    dataset = _saved(form, f"This app already has a dataset called “{body.id}”.")
+    dataset = saved(form, f"This app already has a dataset called “{body.id}”.")
     return Status(201, _dataset_detail(dataset))
 
 

@@ -30,8 +30,6 @@ from portal.csv_io import MAX_EXTERNAL_ID_LENGTH, ParsedRow
 from portal.explorer import PAGE_SIZE, Filters, matching_inputs, with_row_data
 from portal.ids import ID_HELP, is_valid_id
 from portal.models import Annotation, App, Concept, ImportJob, Input
-from portal.queue import enqueue_on_commit
-from portal.tasks import import_csv
 
 router = Router(tags=["Inputs"])
 
@@ -206,20 +204,11 @@ def _import_csv(request: HttpRequest, app: App, dataset_id: str) -> Status:
         raise HttpError(400, "file: send the CSV file as the multipart field 'file'")
     if upload.size > settings.PORTAL_MAX_UPLOAD_BYTES:
         raise _too_large()
-    job = ImportJob.objects.create(
-        app=app,
-        user=request.user,
-        filename=upload.name[:255],
-        data=upload.read(),
-        dataset_ids=[dataset_id],
-    )
-    if bytes(job.data).count(b"\n") < settings.PORTAL_BACKGROUND_IMPORT_ROWS:
-        importing.start_job(job)
-        importing.run_job(job)
-        if job.status == ImportJob.Status.FAILED:
-            raise HttpError(400, "nothing was imported: " + "; ".join(job.errors))
+    job = importing.import_file(app, request.user, upload.name, upload.read(), [dataset_id])
+    if job.status == ImportJob.Status.FAILED:
+        raise HttpError(400, "nothing was imported: " + "; ".join(job.errors))
+    if job.status == ImportJob.Status.DONE:
         return Status(201, {"created": job.created_count, "skipped": job.skipped_count})
-    enqueue_on_commit(import_csv, job.pk, on_failure=lambda: importing.fail_unqueued(job))
     return Status(202, _job_json(app, job))
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import IntegerChoices
 from django.http import Http404, HttpRequest
 from ninja import Body, Router, Schema, Status
@@ -20,7 +20,7 @@ from ninja.errors import HttpError
 from classifier import embedders
 from portal import training
 from portal.access import get_app, get_app_model, get_model_version
-from portal.api.schemas import Forbid
+from portal.api.schemas import Forbid, saved
 from portal.forms import ModelCreateForm, ModelSetupForm
 from portal.ids import ID_HELP, as_number, is_valid_id
 from portal.models import ModelVersion, TrainableModel, default_params
@@ -125,24 +125,8 @@ def create_model(request: HttpRequest, app_id: str, body: ModelIn) -> Status:
             f"the trainable model types are: {TrainableModel.TYPE}",
         )
     form = ModelCreateForm({"slug": body.id, "description": body.description}, app=app)
-    if not form.is_valid():
-        raise HttpError(400, form_errors(form))
-    try:
-        with transaction.atomic():
-            model = form.save()
-    except IntegrityError:  # created by another request since the form checked
-        raise HttpError(400, f"id: This app already has a model called “{body.id}”.") from None
+    model = saved(form, f"This app already has a model called “{body.id}”.")
     return Status(201, model_out(model))
-
-
-def form_errors(form: ModelCreateForm) -> str:
-    """The form's errors as one sentence, with the API's field names."""
-    names = {"slug": "id", "__all__": ""}
-    parts = []
-    for field, messages in form.errors.items():
-        name = names.get(field, field)
-        parts += [f"{name}: {message}" if name else message for message in messages]
-    return "; ".join(parts)
 
 
 @router.get("/apps/{app_id}/models/{model_id}", response=ModelOut, url_name="api-model")

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -10,8 +9,7 @@ from portal import embedding, importing
 from portal.access import get_app, get_import_job
 from portal.forms import ConceptForm, UploadForm
 from portal.models import App, ImportJob
-from portal.queue import QueueUnavailable, enqueue_on_commit
-from portal.tasks import import_csv
+from portal.queue import QueueUnavailable
 
 TEMPLATE = "portal/upload.html"
 
@@ -37,27 +35,24 @@ def upload(request: HttpRequest, app_id: str) -> HttpResponse:
             author=request.user,
         )
         return _done(request, app, result.created, result.skipped)
-    job = ImportJob.objects.create(
-        app=app,
-        user=request.user,
-        filename=data["file"].name[:255],
-        data=data["file"].read(),
-        dataset_ids=[d.slug for d in data["datasets"]],
-        concept_ids=[c.slug for c in data["concepts"]],
-    )
-    if bytes(job.data).count(b"\n") < settings.PORTAL_BACKGROUND_IMPORT_ROWS:
-        importing.start_job(job)
-        importing.run_job(job)
-        if job.status == ImportJob.Status.FAILED:
-            form.add_error("file", "Nothing was imported: the file has errors.")
-            form.import_errors = job.errors
-            return _render_form(request, app, form)
-        return _done(request, app, job.created_count, job.skipped_count)
     try:
-        enqueue_on_commit(import_csv, job.pk, on_failure=lambda: importing.fail_unqueued(job))
+        job = importing.import_file(
+            app,
+            request.user,
+            data["file"].name,
+            data["file"].read(),
+            dataset_ids=[d.slug for d in data["datasets"]],
+            concept_ids=[c.slug for c in data["concepts"]],
+        )
     except QueueUnavailable as exc:
         form.add_error(None, str(exc))
         return _render_form(request, app, form)
+    if job.status == ImportJob.Status.FAILED:
+        form.add_error("file", "Nothing was imported: the file has errors.")
+        form.import_errors = job.errors
+        return _render_form(request, app, form)
+    if job.status == ImportJob.Status.DONE:
+        return _done(request, app, job.created_count, job.skipped_count)
     return _job_status(request, app, job)
 
 
