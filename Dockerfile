@@ -17,7 +17,9 @@ RUN pip install .
 COPY manage.py ./
 COPY templates templates
 COPY static static
-RUN DJANGO_DEBUG=True python manage.py collectstatic --noinput
+# Production settings, so the hashed-names manifest that pages need is written too.
+RUN DJANGO_DEBUG=False DJANGO_SECRET_KEY=collectstatic-at-build-time-only \
+    python manage.py collectstatic --noinput
 
 RUN useradd --create-home portal && mkdir -p /data && chown portal /data
 USER portal

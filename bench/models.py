@@ -19,6 +19,7 @@ import numpy as np
 
 from bench.common import ROOT, Result, Stats, measure, sentences
 from classifier.embedders import DEFAULT_MODEL
+from classifier.hybrid import head_proba
 
 DATA = Path(os.environ.get("PORTAL_BENCH_DATA") or ROOT.parent / "shared" / "data")
 DATA_FILES = ("sms_spam_train.csv", "sms_spam_test.csv", "imdb.csv")
@@ -298,9 +299,9 @@ def timed_training(name: str, model, queue: bool, runs: int, background: np.ndar
 
 
 def head_of(version):
-    from classifier.head import ConceptHead
+    from classifier.hybrid import load_head
 
-    return ConceptHead.loads(bytes(version.head))
+    return load_head(bytes(version.head))
 
 
 def run(quick: bool) -> list[Result]:
@@ -325,7 +326,8 @@ def compare(slug: str, train: list, test: list, queue: bool) -> tuple[list[float
     scores = []
     for version in trained:
         head = head_of(version)
-        scores.append(np.mean(np.array(head.concepts)[head.predict_proba(X).argmax(1)] == truth))
+        p = head_proba(head, texts, X)
+        scores.append(np.mean(np.array(head.concepts)[p.argmax(1)] == truth))
     rows = list(trained[0].dataset_version.rows.values_list("text", "positive"))
     raw = LogisticRegression().fit(raw_encode([t for t, _ in rows]), [p[0] for _, p in rows])
     scores.append(np.mean(raw.predict(raw_encode(texts)) == truth))
@@ -394,7 +396,7 @@ def off_topic(enriched, plain) -> str:
     counts = []
     for version in (enriched, plain):
         head = head_of(version)
-        p = head.predict_proba(X)
+        p = head_proba(head, OFF_TOPIC, X)
         spam = int((p[:, list(head.concepts).index("spam")] >= 0.5).sum())
         counts.append(f"{int((p.max(axis=1) >= 0.5).sum())}/{len(X)} (as spam: {spam})")
     nearest = (X @ cached(enrich.background_texts()).T).max(axis=1)

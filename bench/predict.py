@@ -158,17 +158,17 @@ def stats(values: list[float]) -> Stats:
 
 def run(quick: bool) -> tuple[list[Result], list[str]]:
     from classifier import embedders
-    from classifier.head import ConceptHead
+    from classifier.hybrid import head_proba, load_head
 
     model, cookie, key = trained_model()
     version = model.versions.get()
-    head = ConceptHead.loads(bytes(version.head))
+    head = load_head(bytes(version.head))
     embedder = embedders.get_embedder(embedders.DEFAULT_MODEL)
     samples = 100 if quick else 400
 
     def raw() -> float:
         started = time.perf_counter()
-        head.predict_proba(embedder.encode([SENTENCE]))
+        head_proba(head, [SENTENCE], embedder.encode([SENTENCE]))
         return time.perf_counter() - started
 
     notes = []

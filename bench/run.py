@@ -1,16 +1,21 @@
 """Run the benchmarks and rewrite docs/BENCHMARKS.md.
 
-python -m bench.run [--quick] [--only inputs|models|predictions|evaluations] [--database-url URL]
-    [--broker-url URL]
+python -m bench.run [--quick] [--only inputs|models|predictions|evaluations|accuracy|load]
+    [--database-url URL] [--broker-url URL] [--seconds N]
+
+With --only, that section of the report is replaced and the others are kept.
 """
 
 import argparse
 import datetime
+import itertools
 import os
 import secrets
 import sys
 
 from bench.common import REPORT, Result, machine, setup_django
+
+SECTIONS = ["inputs", "models", "predictions", "evaluations", "accuracy", "load"]
 
 # Jobs the benchmarks queue (embedding after an upload, training) are run in-process; their
 # messages go to a Redis database of their own, emptied at the end, never to the real queue.
@@ -33,7 +38,7 @@ def table(results: list[Result]) -> list[str]:
     return lines
 
 
-def load() -> str:
+def load_average() -> str:
     return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
@@ -51,11 +56,21 @@ def queue_note(url: str) -> str:
     return f"Redis at {url} (enqueued messages deleted afterwards); jobs run in-process"
 
 
+def replace_section(lines: list[str], section: list[str]) -> list[str]:
+    """The report's lines with the section of the same "## " heading replaced, or added
+    at the end."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("## ")] + [len(lines)]
+    for start, end in itertools.pairwise(starts):
+        if lines[start] == section[0]:
+            return [*lines[:start], *section, *lines[end:]]
+    return [*lines, *([""] if lines and lines[-1] else []), *section]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer runs")
     parser.add_argument(
-        "--only", choices=["inputs", "models", "predictions", "evaluations"], help="run one section"
+        "--only", choices=SECTIONS, help="run one section, keeping the others in the report"
     )
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument(
@@ -63,17 +78,20 @@ def main() -> None:
         default=BENCH_BROKER,
         help=f"a Redis database the benchmarks may empty (default: {BENCH_BROKER})",
     )
+    parser.add_argument(
+        "--seconds", type=float, help="length of the load run (default: 60, quick: 15)"
+    )
     args = parser.parse_args()
     os.environ["REDIS_URL"] = args.broker_url
     # The web server runs with production settings, which refuse the development key;
     # the sessions the benchmarks create must be signed with the server's key.
     os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
-    load_before = load()
+    load_before = load_average()
     setup_django(args.database_url)
 
     from django.db import connection
 
-    from bench import evaluations, inputs, models, predict
+    from bench import accuracy, evaluations, inputs, load, models, predict
 
     sections = []
     try:
@@ -85,6 +103,8 @@ def main() -> None:
             sections += [*models.accuracy(), ""]
         if args.only in (None, "evaluations"):
             sections += ["## Evaluations", "", *evaluations.accuracy(), ""]
+        if args.only in (None, "accuracy"):
+            sections += ["## Accuracy: hybrid and Auto heads", "", *accuracy.run(args.quick), ""]
         if args.only in (None, "predictions"):
             results, load_rows = predict.run(args.quick)
             sections += [
@@ -101,9 +121,12 @@ def main() -> None:
                 *load_rows,
                 "",
             ]
+        if args.only in (None, "load"):
+            sections += load.run(args.seconds or (15 if args.quick else 60))
     finally:
         queue = queue_note(args.broker_url)
     mode = "quick" if args.quick else "full"
+    load_after = load_average()
     report = [
         "# Benchmarks",
         "",
@@ -111,7 +134,7 @@ def main() -> None:
         "",
         f"- Run: {datetime.date.today()}, {mode} mode, database {connection.vendor}",
         f"- Machine: {machine()}",
-        f"- Load average (1, 5, 15 min): {load_before} before, {load()} after; a load above",
+        f"- Load average (1, 5, 15 min): {load_before} before, {load_after} after; a load above",
         "  the number of cores means other work shared the machine and slowed every figure",
         f"- Job queue: {queue}",
         "- Each figure is the median of several runs, with min–max; the raw library does",
@@ -119,6 +142,14 @@ def main() -> None:
         "",
         *sections,
     ]
+    if args.only and REPORT.exists():
+        note = (
+            f"Run alone on {datetime.date.today()} ({mode} mode, database {connection.vendor});"
+            f" load average (1, 5, 15 min) {load_before} before, {load_after} after."
+        )
+        report = replace_section(
+            REPORT.read_text().splitlines(), [*sections[:2], note, "", *sections[2:]]
+        )
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(report))
     sys.stdout.write("\n".join(report) + "\n")

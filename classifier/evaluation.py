@@ -28,8 +28,10 @@ from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
 from classifier.head import ConceptHead
+from classifier.hybrid import HybridHead
 
 MAX_CURVE_POINTS = 101
+CALIBRATION_BINS = 10
 
 
 def known_labels(Y: np.ndarray) -> np.ndarray:
@@ -40,12 +42,13 @@ def known_labels(Y: np.ndarray) -> np.ndarray:
 
 
 def cross_val_proba(
-    head: ConceptHead,
+    head: ConceptHead | HybridHead,
     X: np.ndarray,
     Y: np.ndarray,
     folds: int = 5,
     random_state: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    texts: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, int, str]:
     """Out-of-fold probabilities (n, n_concepts), the number of folds used, and a note.
 
@@ -53,13 +56,16 @@ def cross_val_proba(
     stratified on each row's rarest label group (a concept's positives, or for one-vs-rest
     without background also its negatives), and reduced, down to 2, when a group has fewer
     members than `folds`; the note then says why, else it is "". `progress(done, folds)`
-    is called after each fold.
+    is called after each fold. A `HybridHead` also needs the `texts` of the rows; each
+    fold's clone learns its vocabulary from that fold's training texts only.
     """
     X = np.asarray(X, dtype=np.float64)
     Y = known_labels(Y)
     concepts = list(head.concepts)
     if folds < 2:
         raise ValueError(f"folds must be at least 2, got {folds}")
+    if isinstance(head, HybridHead) and (texts is None or len(texts) != len(X)):
+        raise ValueError("a hybrid head needs the text of every row")
     if X.ndim != 2 or Y.shape != (len(X), len(concepts)):
         raise ValueError(
             f"expected X of shape (n, dims) and Y of shape (n, {len(concepts)}), "
@@ -96,13 +102,18 @@ def cross_val_proba(
         -1,
     )
     splitter = StratifiedKFold(used, shuffle=True, random_state=random_state)
+    fold_texts = np.asarray(list(texts or []), dtype=object)
     P = np.zeros(Y.shape, dtype=np.float64)
     with warnings.catch_warnings():
         # Rows without labels, or keyed below their group's size, form small strata.
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         splits = list(splitter.split(X, key))
     for done, (train, test) in enumerate(splits, start=1):
-        P[test] = clone(head).fit(X[train], Y[train]).predict_proba(X[test])
+        if isinstance(head, HybridHead):
+            fitted = clone(head).fit(fold_texts[train], X[train], Y[train])
+            P[test] = fitted.predict_proba(fold_texts[test], X[test])
+        else:
+            P[test] = clone(head).fit(X[train], Y[train]).predict_proba(X[test])
         if progress is not None:
             progress(done, used)
     return P, used, note
@@ -265,6 +276,32 @@ def most_confident_mistakes(
         }
         for i in order
     ]
+
+
+def calibration(Y: np.ndarray, P: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, Any]:
+    """Expected calibration error and a reliability diagram, over every known label.
+
+    Each (row, concept) with a known label is one prediction: its probability and whether
+    it was positive. Predictions are put in `bins` equal-width bins of probability; the
+    error is the mean gap between a bin's mean probability and its share of positives,
+    weighted by the bin's size. The diagram lists, per non-empty bin, the mean
+    probability, the share of positives and the count.
+    """
+    Y, P = _check(Y, P)
+    known = Y != -1
+    p, y = P[known], (Y[known] == 1).astype(np.float64)
+    if len(p) == 0:
+        return {"ece": None, "bins": []}
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    diagram, gap = [], 0.0
+    for b in range(bins):
+        inside = which == b
+        n = int(inside.sum())
+        if n:
+            confidence, observed = float(p[inside].mean()), float(y[inside].mean())
+            gap += n * abs(confidence - observed)
+            diagram.append({"confidence": confidence, "observed": observed, "count": n})
+    return {"ece": gap / len(p), "bins": diagram}
 
 
 def _check(Y: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

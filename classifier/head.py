@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -87,7 +88,10 @@ class ConceptHead(BaseEstimator):
     one-vs-rest models; ignored for mutually exclusive ones), `random_state` (CV folds).
 
     Learned: `coef_` (n_concepts, dims), `intercept_` (n_concepts,), `chosen_C_`,
-    `fit_log_` (lines for the training log), `n_features_in_`.
+    `fit_log_` (lines for the training log), `n_features_in_`, and `cv_losses_`: the
+    held-out log loss of each cross-validation fold at the chosen C (None when C was not
+    chosen by cross-validation; not stored). ``X`` may be a dense array or a SciPy sparse
+    matrix (`classifier.hybrid` passes TF-IDF columns).
     """
 
     def __init__(
@@ -116,7 +120,7 @@ class ConceptHead(BaseEstimator):
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            C, c_log = self._choose_C(problems, balanced)
+            C, c_log, self.cv_losses_ = self._choose_C(problems, balanced)
             fitted = [p.fit(np.arange(len(p.y)), balanced, [C])[0] for p in problems]
         log += c_log
         for w in caught:
@@ -140,12 +144,12 @@ class ConceptHead(BaseEstimator):
         """Probabilities, shape (n, n_concepts): rows sum to 1 if mutually exclusive."""
         if not hasattr(self, "coef_"):
             raise NotFittedError("this ConceptHead is not trained yet: call fit() first")
-        X = np.asarray(X, dtype=np.float64)
+        X = _matrix(X)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"expected embeddings of shape (n, {self.n_features_in_}), got {X.shape}"
             )
-        scores = X @ self.coef_.T + self.intercept_
+        scores = np.asarray(X @ self.coef_.T) + self.intercept_
         return softmax(scores, axis=1) if self.mutually_exclusive else expit(scores)
 
     # Persistence: plain arrays and JSON, never pickle, so loading can't run code.
@@ -232,27 +236,27 @@ class ConceptHead(BaseEstimator):
             raise TrainingError("mutually exclusive concepts need at least 2 concepts")
         if self.class_weight not in (None, "balanced"):
             raise ValueError(f"class_weight must be None or 'balanced', not {self.class_weight!r}")
-        X = np.asarray(X, dtype=np.float64)
+        X = _matrix(X)
         Y = np.asarray(Y)
-        if X.ndim != 2 or Y.shape != (len(X), len(concepts)):
+        if X.ndim != 2 or Y.shape != (X.shape[0], len(concepts)):
             raise ValueError(
                 f"expected X of shape (n, dims) and Y of shape (n, {len(concepts)}), "
                 f"got {X.shape} and {Y.shape}"
             )
         if not np.isin(Y, (-1, 0, 1)).all():
             raise ValueError("labels must be 1 (positive), 0 (negative) or -1 (unknown)")
-        if self.background is not None and len(self.background):
-            background = np.asarray(self.background)
+        if self.background is not None and self.background.shape[0]:
+            background = _matrix(self.background)
             if background.ndim != 2 or background.shape[1] != X.shape[1]:
                 raise ValueError(
                     f"background must have shape (m, {X.shape[1]}), got {background.shape}"
                 )
         return X, Y.astype(np.int8)
 
-    def _background(self) -> np.ndarray | None:
-        if self.background is None or len(self.background) == 0:
+    def _background(self) -> np.ndarray | sparse.csr_matrix | None:
+        if self.background is None or self.background.shape[0] == 0:
             return None
-        return np.asarray(self.background, dtype=np.float64)
+        return _matrix(self.background)
 
     def _exclusive_problem(self, X: np.ndarray, Y: np.ndarray) -> tuple[list[_Problem], list[str]]:
         positives = (Y == 1).sum(axis=1)
@@ -303,13 +307,13 @@ class ConceptHead(BaseEstimator):
                 )
         ignored = int(((Y == -1).all(axis=1)).sum())
         log = [
-            f"one-vs-rest: {len(self.concepts)} binary models, {len(X) - ignored} labeled "
+            f"one-vs-rest: {len(self.concepts)} binary models, {X.shape[0] - ignored} labeled "
             f"inputs, {X.shape[1]} dimensions"
         ]
         if ignored:
             log.append(f"ignored {ignored} inputs with no label")
         if background is not None:
-            log.append(f"Enrich: {len(background)} background texts as extra negatives")
+            log.append(f"Enrich: {background.shape[0]} background texts as extra negatives")
         problems = []
         for concept, (positive, negative) in zip(self.concepts, masks, strict=True):
             rows = positive | negative
@@ -317,19 +321,26 @@ class ConceptHead(BaseEstimator):
             log.append(f"{concept!r}: {positive.sum()} positive, {negative.sum()} negative")
         return problems, log
 
-    def _choose_C(self, problems: list[_Problem], balanced: bool) -> tuple[float, list[str]]:
+    def _choose_C(
+        self, problems: list[_Problem], balanced: bool
+    ) -> tuple[float, list[str], np.ndarray | None]:
         if self.C is not None:
-            return float(self.C), [f"C = {self.C:g} (set)"]
+            return float(self.C), [f"C = {self.C:g} (set)"], None
         short = [p for p in problems if np.bincount(p.y).min() < MIN_PER_CLASS_FOR_CV]
         if short:
-            return DEFAULT_C, [
-                f"C = {DEFAULT_C:g} (default: cross-validation needs {MIN_PER_CLASS_FOR_CV} "
-                f"examples of each class, {short[0].name!r} has fewer)"
-            ]
+            return (
+                DEFAULT_C,
+                [
+                    f"C = {DEFAULT_C:g} (default: cross-validation needs {MIN_PER_CLASS_FOR_CV} "
+                    f"examples of each class, {short[0].name!r} has fewer)"
+                ],
+                None,
+            )
         per_fold = sum(p.cv_losses(C_CANDIDATES, balanced, self.random_state) for p in problems)
         per_fold = per_fold / len(problems)
         losses = per_fold.mean(axis=0)
-        best = C_CANDIDATES[prefer_default(per_fold)]
+        chosen = prefer_default(per_fold)
+        best = C_CANDIDATES[chosen]
         pairs = zip(C_CANDIDATES, losses, strict=True)
         scores = ", ".join(f"C={c:g}: {loss:.3f}" for c, loss in pairs)
         sampled = any(len(p.y) > CV_MAX_ROWS for p in problems)
@@ -339,10 +350,11 @@ class ConceptHead(BaseEstimator):
             if sampled
             else f"{N_FOLDS}-fold cross-validation"
         )
-        return best, [
-            f"{how}, mean log loss: {scores}",
-            f"C = {best:g} (chosen by cross-validation)",
-        ]
+        return (
+            best,
+            [f"{how}, mean log loss: {scores}", f"C = {best:g} (chosen by cross-validation)"],
+            per_fold[:, chosen],
+        )
 
 
 @dataclass
@@ -350,10 +362,10 @@ class _Problem:
     """One logistic regression to fit: labeled rows, their class, optional background."""
 
     name: str
-    X: np.ndarray
+    X: np.ndarray | sparse.csr_matrix
     y: np.ndarray  # class index of each labeled row
     n_classes: int
-    background: np.ndarray | None  # extra rows of class 0
+    background: np.ndarray | sparse.csr_matrix | None  # extra rows of class 0
 
     def training_set(
         self, rows: np.ndarray, balanced: bool
@@ -361,8 +373,11 @@ class _Problem:
         X, y = self.X[rows], self.y[rows]
         w = np.ones(len(y))
         if self.background is not None:
-            m = len(self.background)
-            X = np.vstack([X, self.background])
+            m = self.background.shape[0]
+            if sparse.issparse(X):
+                X = sparse.vstack([X, self.background], format="csr")
+            else:
+                X = np.vstack([X, self.background])
             y = np.concatenate([y, np.zeros(m, dtype=y.dtype)])
             w = np.concatenate([w, np.full(m, min(1.0, BACKGROUND_SHARE * len(rows) / m))])
         if balanced:
@@ -400,8 +415,9 @@ class _Problem:
                 rows, train_size=CV_MAX_ROWS, stratify=self.y, random_state=random_state
             )
         background = self.background
-        if background is not None and len(background) > CV_MAX_BACKGROUND:
-            background = background[rng.choice(len(background), CV_MAX_BACKGROUND, replace=False)]
+        if background is not None and background.shape[0] > CV_MAX_BACKGROUND:
+            picked = rng.choice(background.shape[0], CV_MAX_BACKGROUND, replace=False)
+            background = background[picked]
         if len(rows) == len(self.y) and background is self.background:
             return self
         return _Problem(self.name, self.X[rows], self.y[rows], self.n_classes, background)
@@ -418,7 +434,7 @@ class _Problem:
             y_test = self.y[test]
             weights = _balanced(np.ones(len(test)), y_test, self.n_classes) if balanced else None
             for i, (coef, intercept) in enumerate(self.fit(train, balanced, Cs)):
-                p = softmax(self.X[test] @ coef.T + intercept, axis=1)
+                p = softmax(np.asarray(self.X[test] @ coef.T) + intercept, axis=1)
                 losses[k, i] = log_loss(
                     y_test, p, sample_weight=weights, labels=np.arange(self.n_classes)
                 )
@@ -433,6 +449,13 @@ def prefer_default(per_fold: np.ndarray) -> int:
     difference = per_fold[:, default] - per_fold[:, best]
     error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0.0
     return default if difference.mean() <= error else best
+
+
+def _matrix(X: Any) -> np.ndarray | sparse.csr_matrix:
+    """`X` as a float64 array, or as CSR if it is sparse."""
+    if sparse.issparse(X):
+        return sparse.csr_matrix(X, dtype=np.float64)
+    return np.asarray(X, dtype=np.float64)
 
 
 def _balanced(w: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:

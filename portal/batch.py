@@ -14,6 +14,7 @@ from portal.models import PredictionJob
 log = logging.getLogger(__name__)
 
 CHUNK = 128
+STOPPED = "the prediction stopped without finishing (its worker was stopped); try again"
 
 
 def claim(job_id: int) -> bool:
@@ -25,10 +26,14 @@ def claim(job_id: int) -> bool:
     )
 
 
-def run(job_id: int) -> None:
+def run(job_id: int, redelivered: bool = False) -> None:
     """Predict every row of the job's file, reporting progress, and store the result CSV."""
     if not claim(job_id):
-        return  # a redelivered message: the job is taken or finished
+        if redelivered:  # its worker died; the result is stored only when complete
+            PredictionJob.objects.filter(pk=job_id, status=PredictionJob.Status.RUNNING).update(
+                status=PredictionJob.Status.FAILED, finished=timezone.now(), errors=[STOPPED]
+            )
+        return  # another delivery has it or had it
     job = PredictionJob.objects.select_related("model_version__model").get(pk=job_id)
     version = job.model_version
     try:

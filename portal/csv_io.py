@@ -20,6 +20,15 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_HEADER = ("inputid", "input", "concepts", "metadata", "negative_concepts")
 DELIMITERS = (",", ";", "\t")
 MAX_EXTERNAL_ID_LENGTH = 200
+# Metadata is a flat record in practice; deeper JSON is refused before it is read, so a
+# hostile file can't make the parser recurse.
+MAX_METADATA_DEPTH = 20
+# Distinct concept IDs one upload may name: more is a mistake (a text column taken for
+# labels, say), and the upload stops there, before its rows fill the memory.
+MAX_UPLOAD_CONCEPTS = 1000
+NUL = "\x00"
+# Room for the upload form's other fields and the multipart boundaries around the file.
+UPLOAD_OVERHEAD = 64 * 1024
 
 # The header names of each accepted format: the SDK's, the portal's, plain. The first name
 # given for "text" identifies the format; a format may offer several names for a column.
@@ -38,6 +47,9 @@ FORMATS: tuple[dict[str, tuple[str, ...]], ...] = (
     },
     {"text": ("text",), "concepts": ("label", "labels", "concept", "concepts")},
 )
+JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+BRACKET_RE = re.compile(r"[][{}]")
+LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 PAIR_RE = re.compile(r"input\.data\.concepts\[(\d+)\]\.(id|value)")
 CONCEPT_VALUES = {"1": True, "true": True, "0": False, "false": False}
 
@@ -103,6 +115,7 @@ def parse_csv(
     rows: list[ParsedRow] = []
     errors: list[RowError] = []
     first_row_of_id: dict[str, int] = {}
+    concepts: set[str] = set()
     try:
         for row, cells in records:
             if not any(cell.strip() for cell in cells):
@@ -110,6 +123,10 @@ def parse_csv(
             try:
                 parsed = _parse_row(row, cells, columns, max_text_length)
                 _check_id_is_new(parsed, first_row_of_id)
+                concepts.update(parsed.concepts, parsed.negative_concepts)
+                if len(concepts) > MAX_UPLOAD_CONCEPTS:
+                    errors.append(RowError(row, too_many_concepts()))
+                    break
                 rows.append(parsed)
             except _RowProblem as exc:
                 errors.append(RowError(row, str(exc)))
@@ -122,6 +139,22 @@ def parse_csv(
     if not rows:
         raise CsvImportError([RowError(None, "the file has no rows")])
     return rows
+
+
+def upload_too_large(content_length: str | None, limit: int) -> bool:
+    """Whether a request announces a body bigger than a `limit`-byte file and its form,
+    so that it can be refused before a byte of it is read."""
+    try:
+        return int(content_length or 0) > limit + UPLOAD_OVERHEAD
+    except ValueError:
+        return False
+
+
+def too_many_concepts() -> str:
+    return (
+        f"the upload names more than {MAX_UPLOAD_CONCEPTS:,} different concepts; "
+        "is the concepts column really holding concept IDs?"
+    )
 
 
 def _check_id_is_new(parsed: ParsedRow, first_row_of_id: dict[str, int]) -> None:
@@ -167,9 +200,7 @@ def _sniff_delimiter(text: str) -> str:
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
     """Yield (row number, cells); raise CsvImportError where the CSV syntax breaks."""
-    reader = csv.reader(
-        io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text), strict=True
-    )
+    reader = csv.reader(_lines(text), delimiter=_sniff_delimiter(text), strict=True)
     row = 0
     try:
         for row, cells in enumerate(reader, start=1):
@@ -177,6 +208,13 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
     except csv.Error as exc:
         # csv.Error messages are terse; the failing record starts on the row after the last.
         raise CsvImportError([RowError(row + 1, _explain_csv_error(str(exc)))]) from None
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text` with their endings, as a file opened with newline="" gives
+    them, one at a time: io.StringIO would hold a 4-bytes-a-character copy of it all."""
+    for match in LINE_RE.finditer(text):
+        yield match[0]
 
 
 def _explain_csv_error(message: str) -> str:
@@ -221,6 +259,8 @@ def _parse_row(row: int, cells: list[str], columns: _Columns, max_text_length: i
         if len(cells) > columns.width:
             message += " (a text containing the delimiter must be in quotes)"
         raise _RowProblem(message)
+    if any(NUL in cell for cell in cells):
+        raise _RowProblem("a cell contains a NUL character, which databases cannot store")
     text = _cell(cells, columns.text)
     if not text:
         raise _RowProblem("text is empty")
@@ -228,8 +268,6 @@ def _parse_row(row: int, cells: list[str], columns: _Columns, max_text_length: i
         raise _RowProblem(
             f"text is {len(text):,} characters long; the limit is {max_text_length:,}"
         )
-    if "\x00" in text:
-        raise _RowProblem("text contains a NUL character, which databases cannot store")
     external_id = _cell(cells, columns.external_id)
     if len(external_id) > MAX_EXTERNAL_ID_LENGTH:
         raise _RowProblem(f"input ID is longer than {MAX_EXTERNAL_ID_LENGTH} characters")
@@ -276,12 +314,55 @@ def _metadata(cell: str) -> dict[str, Any]:
     if not cell:
         return {}
     try:
-        value = json.loads(cell, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+        value = load_json(cell, MAX_METADATA_DEPTH)
+    except ValueError as exc:
         raise _RowProblem(f"metadata is not valid JSON ({exc})") from None
     if not isinstance(value, dict):
         raise _RowProblem('metadata must be a JSON object, like {"source": "web"}')
     return value
+
+
+def load_json(text: str | bytes, max_depth: int) -> Any:
+    """Parse JSON that databases can store; ValueError, with the reason, otherwise.
+
+    Refused: nesting deeper than `max_depth` (checked before parsing, without
+    recursion), NaN and Infinity, and NUL characters, which PostgreSQL can't store.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8-sig") if text else ""
+    depth = json_depth(text, stop_after=max_depth)
+    if depth > max_depth:
+        raise ValueError(f"nested deeper than {max_depth} levels")
+    value = json.loads(text, parse_constant=_reject_constant)
+    if "\\u0000" in text and holds_nul(value):
+        raise ValueError("it contains a NUL character (\\u0000), which databases cannot store")
+    return value
+
+
+def json_depth(text: str, stop_after: int) -> int:
+    """How deeply arrays and objects nest in JSON text, counting no further than
+    stop_after + 1. Brackets inside strings don't count."""
+    depth = deepest = 0
+    for match in BRACKET_RE.finditer(JSON_STRING_RE.sub("", text)):
+        if match[0] in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > stop_after:
+                break
+        else:
+            depth -= 1
+    return deepest
+
+
+def holds_nul(value: Any) -> bool:
+    # Recursion is safe here: the depth was checked before parsing.
+    if isinstance(value, str):
+        return NUL in value
+    if isinstance(value, dict):
+        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(v) for v in value)
+    return False
 
 
 def _reject_constant(name: str) -> None:

@@ -15,10 +15,12 @@ import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from classifier import embedders
 from classifier.evaluation import (
+    calibration,
     cross_val_proba,
     evaluate,
     known_labels,
@@ -26,7 +28,8 @@ from classifier.evaluation import (
     threshold_for_precision,
     threshold_sweep,
 )
-from classifier.head import ConceptHead, TrainingError
+from classifier.head import TrainingError
+from classifier.hybrid import head_proba, load_head
 from portal import embedding
 from portal.models import DatasetVersion, DatasetVersionRow, Evaluation, ModelVersion
 from portal.queue import enqueue_on_commit
@@ -39,6 +42,11 @@ Status = Evaluation.Status
 FOLDS = 5
 QUEUE_UNAVAILABLE = "the job queue was unavailable; nothing was evaluated"
 TIMED_OUT = "the evaluation took longer than the time limit and was stopped"
+MAX_ATTEMPTS = 3
+STOPPED = (
+    f"the evaluation was interrupted {MAX_ATTEMPTS} times (its worker process stopped) "
+    "and was given up; try again"
+)
 
 
 class EvaluationError(ValueError):
@@ -92,13 +100,28 @@ def _report(evaluation_id: int, stage: str, progress: float) -> None:
     )
 
 
-def run(evaluation_id: int) -> None:
-    """The worker's side: claim the evaluation, score every labeled input, store the report."""
-    claimed = Evaluation.objects.filter(pk=evaluation_id, status=Status.QUEUED).update(
-        status=Status.EVALUATING, started=timezone.now(), stage="Starting", progress=0.0
+def claim(evaluation_id: int, redelivered: bool) -> bool:
+    """Take the evaluation for this worker: queued, or evaluating under a worker that died
+    (a redelivered message), at most MAX_ATTEMPTS times."""
+    statuses = [Status.QUEUED, Status.EVALUATING] if redelivered else [Status.QUEUED]
+    claimed = Evaluation.objects.filter(
+        pk=evaluation_id, status__in=statuses, attempts__lt=MAX_ATTEMPTS
+    ).update(
+        status=Status.EVALUATING,
+        started=timezone.now(),
+        stage="Starting",
+        progress=0.0,
+        attempts=F("attempts") + 1,
     )
-    if not claimed:
-        return  # a redelivered message: taken or finished already
+    return claimed == 1
+
+
+def run(evaluation_id: int, redelivered: bool = False) -> None:
+    """The worker's side: claim the evaluation, score every labeled input, store the report."""
+    if not claim(evaluation_id, redelivered):
+        if redelivered:  # its workers died MAX_ATTEMPTS times, or it is finished
+            fail(evaluation_id, STOPPED)
+        return  # another delivery has it or had it
     evaluation = (
         Evaluation.objects.select_related("model_version", "dataset_version__dataset")
         .filter(pk=evaluation_id)
@@ -159,17 +182,19 @@ def _score(evaluation: Evaluation) -> None:
 
         _report(evaluation.pk, "Cross-validation", 0.5)
         try:
-            P, folds, note = cross_val_proba(head, X, Y, folds=FOLDS, progress=fold_progress)
+            P, folds, note = cross_val_proba(
+                head, X, Y, folds=FOLDS, progress=fold_progress, texts=[r[0] for r in rows]
+            )
         except ValueError as exc:
             raise EvaluationError(str(exc)) from exc
         evaluation.folds, evaluation.folds_note = folds, note
     else:
         _report(evaluation.pk, "Scoring", 0.5)
-        head = ConceptHead.loads(bytes(version.head))
-        P = head.predict_proba(X)
+        P = head_proba(load_head(bytes(version.head)), [r[0] for r in rows], X)
 
     metrics = evaluate(Y, P, concepts, threshold=0.5, mutually_exclusive=exclusive)
     metrics["sweep"] = threshold_sweep(Y, P)
+    metrics["calibration"] = calibration(Y, P)
     ids = np.array([r[4] for r in rows], dtype=np.int64)
     metrics["mistakes"] = [
         {**mistake, "row": int(ids[mistake["row"]])}

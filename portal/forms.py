@@ -3,7 +3,7 @@ from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
 
 from portal.ids import is_valid_id
-from portal.models import App, Concept, Dataset, TrainableModel, default_params
+from portal.models import HEADS, App, Concept, Dataset, TrainableModel, default_params
 
 # Path segments under /apps/ and /datasets/ that are pages rather than objects.
 RESERVED_APP_IDS = RESERVED_DATASET_IDS = frozenset({"new"})
@@ -191,6 +191,7 @@ class ModelSetupForm(forms.Form):
     select_concepts = IdListField(required=False)
     C = forms.CharField(required=False)
     class_weight = forms.ChoiceField(choices=CLASS_WEIGHTS)
+    head = forms.ChoiceField(choices=[(h, h) for h in HEADS], required=False)
 
     def __init__(self, *args, base_models: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -211,6 +212,7 @@ class ModelSetupForm(forms.Form):
             "enrich_dataset": train["enrich_dataset"],
             "C": "auto" if train["C"] is None else f"{train['C']:g}",
             "class_weight": train["class_weight"] or "none",
+            "head": train["head"],
             "min_value": inference["min_value"],
             "max_concepts": inference["max_concepts"],
             "select_concepts": list(inference["select_concepts"]),
@@ -240,6 +242,7 @@ class ModelSetupForm(forms.Form):
                 "enrich_dataset": data["enrich_dataset"],
                 "C": data["C"],
                 "class_weight": None if data["class_weight"] == "none" else "balanced",
+                "head": data["head"] or "Auto",
             },
             "inference_params": {
                 "min_value": data["min_value"],

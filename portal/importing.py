@@ -7,9 +7,11 @@ from here (inputs are embedded in the background once they exist).
 import logging
 from dataclasses import dataclass
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from portal import embedding
@@ -20,6 +22,12 @@ from portal.queue import enqueue_on_commit
 log = logging.getLogger(__name__)
 
 BATCH = 2000
+MAX_ATTEMPTS = 3
+STOPPED = (
+    f"the import was interrupted {MAX_ATTEMPTS} times (its worker process stopped) and was "
+    "given up; nothing was imported; upload the file again"
+)
+TIMED_OUT = "the import took longer than the time limit and was stopped; nothing was imported"
 
 
 @dataclass(frozen=True)
@@ -130,48 +138,62 @@ def add_inputs(
     return ImportResult(created=len(inputs), skipped=len(rows) - len(fresh))
 
 
-def start_job(job: ImportJob) -> bool:
-    """Claim a pending job; False when another delivery of the task already has it."""
-    claimed = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PENDING).update(
-        status=ImportJob.Status.RUNNING, started=timezone.now()
-    )
+def start_job(job: ImportJob, redelivered: bool = False) -> bool:
+    """Claim a pending job, or a running one whose worker died (a redelivered message),
+    at most MAX_ATTEMPTS times; False when it is not this delivery's to run."""
+    Status = ImportJob.Status
+    statuses = [Status.PENDING, Status.RUNNING] if redelivered else [Status.PENDING]
+    claimed = ImportJob.objects.filter(
+        pk=job.pk, status__in=statuses, attempts__lt=MAX_ATTEMPTS
+    ).update(status=Status.RUNNING, started=timezone.now(), attempts=F("attempts") + 1)
+    if not claimed and redelivered:  # its workers died MAX_ATTEMPTS times, or it is finished
+        ImportJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
+            status=Status.FAILED, finished=timezone.now(), errors=[STOPPED]
+        )
     return claimed == 1
 
 
 def run_job(job: ImportJob) -> None:
-    """Parse and save an upload; the job ends DONE or FAILED with the reasons."""
+    """Parse and save an upload; the job ends DONE or FAILED with the reasons.
+
+    The inputs and the job's DONE status commit together: a worker stopped before the
+    commit leaves nothing imported, and the next run imports the whole file.
+    """
     try:
         rows = parse_csv(bytes(job.data), max_text_length=settings.PORTAL_MAX_TEXT_LENGTH)
         job.rows_total = len(rows)
         ImportJob.objects.filter(pk=job.pk).update(rows_total=job.rows_total)
-        result = add_inputs(
-            job.app,
-            rows,
-            datasets=list(Dataset.objects.filter(app=job.app, slug__in=job.dataset_ids)),
-            concepts=list(Concept.objects.filter(app=job.app, slug__in=job.concept_ids)),
-            author=job.user,
-        )
+        with transaction.atomic():
+            result = add_inputs(
+                job.app,
+                rows,
+                datasets=list(Dataset.objects.filter(app=job.app, slug__in=job.dataset_ids)),
+                concepts=list(Concept.objects.filter(app=job.app, slug__in=job.concept_ids)),
+                author=job.user,
+            )
+            finish(
+                job,
+                ImportJob.Status.DONE,
+                rows_done=len(rows),
+                created_count=result.created,
+                skipped_count=result.skipped,
+            )
     except CsvImportError as exc:
         finish(job, ImportJob.Status.FAILED, errors=[str(e) for e in exc.errors])
+    except SoftTimeLimitExceeded:
+        finish(job, ImportJob.Status.FAILED, errors=[TIMED_OUT])
     except Exception as exc:
         log.exception("import %s failed", job.pk)
         finish(job, ImportJob.Status.FAILED, errors=[f"the import failed: {exc}"])
-    else:
-        finish(
-            job,
-            ImportJob.Status.DONE,
-            rows_done=len(rows),
-            created_count=result.created,
-            skipped_count=result.skipped,
-        )
 
 
 def finish(job: ImportJob, status: str, **fields) -> None:
-    for name, value in {"status": status, "finished": timezone.now(), **fields}.items():
-        setattr(job, name, value)
+    fields = {"status": status, "finished": timezone.now(), **fields}
     if status == ImportJob.Status.DONE:
-        job.data = b""  # the file is not needed any more; a failed one may be retried
-    job.save()
+        fields["data"] = b""  # the file is not needed any more; a failed one may be retried
+    for name, value in fields.items():
+        setattr(job, name, value)
+    job.save(update_fields=list(fields))
 
 
 def import_file(

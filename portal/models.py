@@ -262,6 +262,7 @@ class ImportJob(models.Model):
     data = models.BinaryField()
     dataset_ids = models.JSONField(default=list)
     concept_ids = models.JSONField(default=list)
+    attempts = models.PositiveSmallIntegerField(default=0)  # deliveries that started it
     status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
     rows_total = models.PositiveIntegerField(default=0)
     rows_done = models.PositiveIntegerField(default=0)
@@ -303,6 +304,10 @@ class Embedding(models.Model):
         return f"{self.base_model}:{self.text_hash[:12]}"
 
 
+# The head fitted on the embeddings: "Auto" picks embedding-only or hybrid by cross-validation.
+HEADS = ("Auto", "Embedding only", "Hybrid")
+
+
 def default_params() -> dict:
     return {
         "dataset_id": "",
@@ -313,6 +318,7 @@ def default_params() -> dict:
             "enrich_dataset": "Automatic",
             "C": None,
             "class_weight": None,
+            "head": "Auto",
         },
         "inference_params": {"min_value": 0.0, "max_concepts": 20, "select_concepts": []},
         "concepts_mutually_exclusive": False,
@@ -461,6 +467,7 @@ class Evaluation(models.Model):
     error = models.TextField(blank=True)
     metrics = models.JSONField(null=True, blank=True)
     data = models.BinaryField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)  # deliveries that started it
     created = models.DateTimeField(default=timezone.now)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from classifier import embedders
-from classifier.head import ConceptHead
+from classifier.head import ConceptHead, HeadFormatError
+from classifier.hybrid import HybridHead, head_proba, load_head
 from portal.ids import as_number
 from portal.models import Concept, ModelVersion, TrainableModel
 
 HEAD_CACHE_SIZE = 32
 
 # The in-process head cache: the one piece of module-level mutable state, behind `_head`.
-_heads: OrderedDict[int, ConceptHead] = OrderedDict()
+_heads: OrderedDict[int, ConceptHead | HybridHead] = OrderedDict()
 _heads_lock = threading.Lock()
 
 
@@ -43,14 +44,19 @@ class Prediction:
     thresholds: dict[str, float]  # the concept thresholds that applied
 
 
-def _head(version: ModelVersion) -> ConceptHead:
+def _head(version: ModelVersion) -> ConceptHead | HybridHead:
     with _heads_lock:
         head = _heads.get(version.pk)
         if head is not None:
             _heads.move_to_end(version.pk)
             return head
     data = ModelVersion.objects.values_list("head", flat=True).get(pk=version.pk)
-    head = ConceptHead.loads(bytes(data))
+    try:
+        head = load_head(bytes(data or b""))
+    except HeadFormatError as exc:
+        raise PredictionError(
+            f"the stored head of version {version.number} can't be read; train the model again"
+        ) from exc
     with _heads_lock:
         _heads[version.pk] = head
         while len(_heads) > HEAD_CACHE_SIZE:
@@ -143,7 +149,8 @@ def predict(
     shown = inference_settings(version, inference_params)
     base_model = version.params.get("train_params", {}).get("base_embed_model")
     head = _head(version)
-    probabilities = head.predict_proba(embedders.get_embedder(base_model).encode(clean))
+    X = embedders.get_embedder(base_model).encode(clean)
+    probabilities = head_proba(head, clean, X)
     names = dict(Concept.objects.filter(app_id=model.app_id).values_list("slug", "name"))
     outputs = []
     for row in probabilities:

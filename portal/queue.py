@@ -18,6 +18,14 @@ class QueueUnavailable(Exception):
     message = "The job queue is unavailable right now (is Redis running?). Try again shortly."
 
 
+def ensure_available() -> None:
+    """Raise QueueUnavailable unless the broker answers, before work that needs a worker."""
+    error = health.check_broker().get("error")
+    if error is not None:
+        log.warning("the job queue is unavailable: %s", error)
+        raise QueueUnavailable(QueueUnavailable.message)
+
+
 def send(task: Task, *argsets: tuple) -> str | None:
     """Queue one `task` message per argument tuple; None, or the reason it failed."""
     # Ask Redis first: a publish can take seconds to fail, and a broker that is down

@@ -2,7 +2,8 @@
 
 The worker's side (`train`) reads the dataset version's rows, takes their embeddings
 from the cache (embedding only what is missing), fits a `classifier.head.ConceptHead`
-and stores it as plain arrays in the version row.
+("Embedding only") or a `classifier.hybrid.HybridHead` ("Auto", "Hybrid") and stores it
+as plain arrays in the version row.
 """
 
 import copy
@@ -19,16 +20,19 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from classifier import embedders
+from classifier import embedders, enrich
 from classifier.head import ConceptHead, TrainingError
+from classifier.hybrid import HybridHead
 from portal import embedding
 from portal.ids import as_number
 from portal.models import (
+    HEADS,
     Dataset,
     DatasetVersion,
     DatasetVersionRow,
     ModelVersion,
     TrainableModel,
+    default_params,
 )
 from portal.queue import enqueue_on_commit
 from portal.tasks import train_model_version
@@ -39,6 +43,9 @@ Status = ModelVersion.Status
 QUEUE_UNAVAILABLE = "the job queue was unavailable; nothing was trained"
 TIMED_OUT = "training took longer than the time limit and was stopped"
 MAX_ATTEMPTS = 3
+# Versions trained before the head was a choice have no "head" and used the embedding-only
+# head; a model's parameters without one train with the default (see `start_training`).
+LEGACY_HEAD = "Embedding only"
 
 
 class Outcome(Enum):
@@ -74,6 +81,9 @@ def check_params(model: TrainableModel) -> DatasetVersion:
     base_model = params.get("train_params", {}).get("base_embed_model")
     if base_model not in embedders.available():
         raise ParamsError(f"Unknown base embedding model {base_model!r}.")
+    head = params.get("train_params", {}).get("head", default_params()["train_params"]["head"])
+    if head not in HEADS:
+        raise ParamsError(f"Unknown head {head!r}: choose {', '.join(HEADS)}.")
     return version
 
 
@@ -83,6 +93,8 @@ def start_training(model: TrainableModel) -> ModelVersion:
     Raises ParamsError (nothing created) or QueueUnavailable (the version is FAILED).
     """
     dataset_version = check_params(model)
+    params = copy.deepcopy(model.params)
+    params["train_params"].setdefault("head", default_params()["train_params"]["head"])
     for attempt in range(3):
         try:
             with transaction.atomic():
@@ -90,7 +102,7 @@ def start_training(model: TrainableModel) -> ModelVersion:
                 version = ModelVersion.objects.create(
                     model=model,
                     number=last + 1,
-                    params=copy.deepcopy(model.params),
+                    params=params,
                     dataset_version=dataset_version,
                     concepts=list(model.params["concepts"]),
                 )
@@ -163,16 +175,36 @@ def enriched(params: dict) -> bool:
     return automatic and not params.get("concepts_mutually_exclusive")
 
 
-def new_head(params: dict, concepts: list[str], background: np.ndarray | None) -> ConceptHead:
-    """An unfitted head with the training parameters of a model version."""
+def new_head(
+    params: dict, concepts: list[str], background: np.ndarray | None
+) -> ConceptHead | HybridHead:
+    """An unfitted head with the training parameters of a model version; `background` is
+    the Enrich corpus embedded (`embedding.background_vectors`) or None."""
     train_params = params.get("train_params", {})
-    return ConceptHead(
+    settings = {
+        "mutually_exclusive": bool(params.get("concepts_mutually_exclusive")),
+        "C": train_params.get("C"),
+        "class_weight": train_params.get("class_weight"),
+        "background": background,
+    }
+    head = train_params.get("head", LEGACY_HEAD)
+    if head == "Embedding only":
+        return ConceptHead(concepts, **settings)
+    if head not in HEADS:
+        raise TrainingError(f"unknown head {head!r}")
+    return HybridHead(
         concepts,
-        mutually_exclusive=bool(params.get("concepts_mutually_exclusive")),
-        C=train_params.get("C"),
-        class_weight=train_params.get("class_weight"),
-        background=background,
+        **settings,
+        background_texts=None if background is None else enrich.background_texts(),
+        features="hybrid" if head == "Hybrid" else "auto",
     )
+
+
+def fit_head(
+    head: ConceptHead | HybridHead, texts: list[str], X: np.ndarray, Y: np.ndarray
+) -> ConceptHead | HybridHead:
+    """`head` fitted on the rows; only a hybrid head reads the texts."""
+    return head.fit(texts, X, Y) if isinstance(head, HybridHead) else head.fit(X, Y)
 
 
 def stale_seconds() -> float:
@@ -309,7 +341,7 @@ def _fit(run: Run) -> None:
 
     run.report("Fitting", 0.85)
     started = time.perf_counter()
-    head = new_head(params, concepts, background).fit(X, Y)
+    head = fit_head(new_head(params, concepts, background), [r[0] for r in rows], X, Y)
     fit_seconds = time.perf_counter() - started
     for line in head.fit_log_:
         run.say(line)

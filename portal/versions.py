@@ -95,8 +95,7 @@ def _write_rows(version_id: int) -> None:
             counts[slug]["positive"] += 1
         for slug in negative:
             counts[slug]["negative"] += 1
-        # Concept IDs never hold "," or tabs, so this line encodes the row unambiguously.
-        hash_lines.append(f"{text_hash}\t{','.join(positive)}\t{','.join(negative)}\n")
+        hash_lines.append(_hash_line(text_hash, positive, negative))
         batch.append(
             DatasetVersionRow(
                 version=version,
@@ -113,19 +112,37 @@ def _write_rows(version_id: int) -> None:
             batch = []
     DatasetVersionRow.objects.bulk_create(batch)
 
-    # Sorted, so that the same content gives the same hash whatever the input order.
-    digest = hashlib.sha256()
-    for line in sorted(hash_lines):
-        digest.update(line.encode())
     finished = DatasetVersion.objects.filter(pk=version_id, status=Status.IN_PROGRESS).update(
         status=Status.READY,
         input_count=len(hash_lines),
         concept_counts={slug: counts[slug] for slug in sorted(counts)},
-        content_hash=digest.hexdigest(),
+        content_hash=_digest(hash_lines),
         error="",
     )
     if not finished:
         raise RuntimeError("the version was no longer in progress")
+
+
+def _hash_line(text_hash: str, positive: list[str], negative: list[str]) -> str:
+    # Concept IDs never hold "," or tabs, so this line encodes the row unambiguously.
+    return f"{text_hash}\t{','.join(positive)}\t{','.join(negative)}\n"
+
+
+def _digest(lines: list[str]) -> str:
+    # Sorted, so that the same content gives the same hash whatever the input order.
+    digest = hashlib.sha256()
+    for line in sorted(lines):
+        digest.update(line.encode())
+    return digest.hexdigest()
+
+
+def rows_hash(version: DatasetVersion) -> str:
+    """The content hash of the version's rows as they are now: equal to its stored
+    `content_hash` as long as the rows are the ones its snapshot wrote."""
+    rows = version.rows.values_list("text_hash", "positive", "negative").iterator(
+        chunk_size=BATCH_SIZE
+    )
+    return _digest([_hash_line(text_hash, pos, neg) for text_hash, pos, neg in rows])
 
 
 def _labels_by_input(dataset: Dataset) -> dict[int, tuple[list[str], list[str]]]:

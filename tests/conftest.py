@@ -114,6 +114,18 @@ def broker(redis_url, settings) -> Iterator[str]:
     yield from _use_broker(redis_url, settings)
 
 
+@pytest.fixture(autouse=True)
+def empty_cache() -> None:
+    """Each test starts with no counted API token failures and no heads cached by earlier
+    tests (their version IDs may be reused by this test's rows)."""
+    from django.core.cache import cache
+
+    from portal import prediction
+
+    cache.clear()
+    prediction._heads.clear()
+
+
 @pytest.fixture
 def dead_broker(settings) -> Iterator[str]:
     """A broker URL where nothing answers: Redis is down."""

@@ -278,7 +278,7 @@ def test_params_are_merged_key_by_key(api, spam_model):
         {
             "dataset_version_id": 1,
             "concepts": ["spam", "spam"],
-            "train_params": {"C": 2, "class_weight": "balanced"},
+            "train_params": {"C": 2, "class_weight": "balanced", "head": "Hybrid"},
             "inference_params": {"min_value": 0.25, "concept_thresholds": {"spam": 0.7}},
         },
     )
@@ -293,6 +293,7 @@ def test_params_are_merged_key_by_key(api, spam_model):
             "enrich_dataset": "Disabled",
             "C": 2.0,
             "class_weight": "balanced",
+            "head": "Hybrid",
         },
         "inference_params": {
             "min_value": 0.25,
@@ -351,6 +352,10 @@ def test_params_missing_from_a_model_read_as_the_defaults(api, spam_model):
         ({"train_params": {"C": "big"}}, "train_params.C must be null (chosen automatically) or"),
         ({"train_params": {"C": True}}, "train_params.C must be null (chosen automatically) or"),
         ({"train_params": {"class_weight": "heavy"}}, 'class_weight must be null or "balanced"'),
+        (
+            {"train_params": {"head": "Deep"}},
+            'Invalid params: train_params.head must be "Auto", "Embedding only", "Hybrid"',
+        ),
         ({"inference_params": {"min_value": 2}}, "min_value must be a number from 0 to 1"),
         ({"inference_params": {"min_value": "0.5"}}, "min_value must be a number from 0 to 1"),
         ({"inference_params": {"max_concepts": 0}}, "max_concepts must be a whole number from 1"),

@@ -2,13 +2,9 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from portal import reaper, training, versions
 from portal.models import (
@@ -22,65 +18,18 @@ from portal.models import (
     default_params,
     text_hash,
 )
-from tests.test_tasks import wait_for
+from tests.workers import children, kill_all, wait_for, worker_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parent.parent
 Status = ModelVersion.Status
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
 def worker(broker, tmp_path):
     """A real Celery worker process (one child) on the test database and Redis."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": broker,
-        "PORTAL_HEARTBEAT_SECONDS": "1",
-        "HF_HUB_OFFLINE": "1",
-    }
-    log = (tmp_path / "worker.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    yield process
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    log.close()
-
-
-def children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(line) for line in out.split()]
+    with worker_process(broker, tmp_path / "worker.log") as process:
+        yield process
 
 
 @pytest.fixture
@@ -130,7 +79,7 @@ def test_a_killed_worker_is_reaped_with_a_reason(worker, model, settings):
     settings.PORTAL_HEARTBEAT_DEADLINE = 3
     version = training.start_training(model)
     assert wait_for(lambda: training_started(version), timeout=90)
-    os.killpg(worker.pid, signal.SIGKILL)
+    kill_all(worker)
     time.sleep(4)
     assert reaper.reap() == 1
     version.refresh_from_db()

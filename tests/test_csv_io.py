@@ -12,6 +12,7 @@ from portal.csv_io import (
     RowError,
     export_csv,
     export_jsonl,
+    json_depth,
     parse_csv,
 )
 
@@ -311,13 +312,15 @@ concept_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,15}\Z")
 texts = st.text(min_size=1).filter(
     lambda t: t == t.strip() and t[0] not in "=+-@" and "\x00" not in t
 )
+# Databases can't store NUL characters, so metadata holding one is refused.
+json_texts = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"))
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    | json_texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(json_texts, inner, max_size=3),
     max_leaves=6,
 )
 
@@ -333,7 +336,7 @@ def export_rows(draw: st.DrawFn) -> ExportRow:
         text=draw(texts),
         concepts=tuple(concepts),
         negative_concepts=tuple(negative),
-        metadata=draw(st.dictionaries(st.text(), json_values, max_size=3)),
+        metadata=draw(st.dictionaries(json_texts, json_values, max_size=3)),
     )
 
 
@@ -351,10 +354,27 @@ def test_export_csv_round_trips_through_parse_csv(rows: list[ExportRow]) -> None
 
 
 def test_it_rejects_nul_characters():
-    with pytest.raises(CsvImportError, match="row 2: text contains a NUL"):
+    with pytest.raises(CsvImportError, match="row 2: a cell contains a NUL"):
         parse_csv(b"text,label\nbad\x00text,spam\n")
 
 
 def test_it_rejects_overlong_input_ids():
     with pytest.raises(CsvImportError, match="row 2: input ID is longer than 200"):
         parse_csv(b"inputid,input\n" + b"x" * 201 + b",hello\n")
+
+
+def test_it_refuses_metadata_nested_too_deeply() -> None:
+    deep = '"' + '{""a"":' * 21 + "1" + "}" * 21 + '"'
+    with pytest.raises(CsvImportError, match=r"row 2: metadata is not valid JSON \(nested deeper"):
+        parse_csv(f"input,metadata\nhello,{deep}\n".encode())
+
+
+def test_it_stops_at_too_many_concepts() -> None:
+    rows = "".join(f"text {n},c{n}\n" for n in range(1500))
+    with pytest.raises(CsvImportError, match="row 1002: the upload names more than 1,000"):
+        parse_csv(f"text,label\n{rows}".encode())
+
+
+def test_json_depth_ignores_brackets_in_strings() -> None:
+    assert json_depth('{"a": "[[{{", "b": [{"c": "\\\\"}]}', stop_after=20) == 3
+    assert json_depth("[" * 10_000, stop_after=20) == 21

@@ -283,7 +283,7 @@ def test_it_deletes_a_dataset_but_keeps_its_inputs(alice_client, app, dataset, r
 
 def test_the_delete_form_says_the_inputs_stay(alice_client, ready):
     html = " ".join(content(alice_client.get(PAGE)).split())
-    assert "and its 1 version? Its 4 inputs stay in the app." in html
+    assert "This deletes 1 dataset version. Its 4 inputs and their labels stay in the app" in html
 
 
 def all_urls():

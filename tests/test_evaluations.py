@@ -10,12 +10,13 @@ from django.contrib.messages import get_messages
 from django.utils import timezone
 
 from classifier.evaluation import (
+    calibration,
     cross_val_proba,
     evaluate,
     most_confident_mistakes,
     threshold_sweep,
 )
-from classifier.head import ConceptHead
+from classifier.hybrid import head_proba, load_head
 from portal import embedding, evaluating, prediction, reaper, training, versions
 from portal.models import (
     Annotation,
@@ -98,6 +99,7 @@ def recomputed(evaluation: Evaluation) -> dict:
     exclusive = bool(version.params.get("concepts_mutually_exclusive"))
     metrics = evaluate(scores.Y, scores.P, concepts, threshold=0.5, mutually_exclusive=exclusive)
     metrics["sweep"] = threshold_sweep(scores.Y, scores.P)
+    metrics["calibration"] = calibration(scores.Y, scores.P)
     metrics["mistakes"] = [
         {**m, "row": int(scores.rows[m["row"]])}
         for m in most_confident_mistakes(scores.Y, scores.P, concepts)
@@ -156,10 +158,11 @@ def test_on_the_training_version_it_cross_validates(version, alice):
     X = embedding.vectors(
         version.params["train_params"]["base_embed_model"], texts, [text_hash(t) for t in texts]
     )
-    P, folds, _ = cross_val_proba(ConceptHead(["spam", "ham"]), X, scores.Y, folds=5)
+    head = training.new_head(version.params, list(version.concepts), None)
+    P, folds, _ = cross_val_proba(head, X, scores.Y, folds=5, texts=texts)
     assert folds == 5
     np.testing.assert_allclose(scores.P, P)
-    trained = ConceptHead.loads(bytes(version.head)).predict_proba(X)
+    trained = head_proba(load_head(bytes(version.head)), texts, X)
     assert not np.allclose(scores.P, trained)
 
 
@@ -178,8 +181,8 @@ def test_on_another_version_it_scores_with_the_trained_head(version, held_out):
     assert sorted(texts) == sorted(t for t, _ in HELD_OUT)
     base_model = version.params["train_params"]["base_embed_model"]
     X = embedding.vectors(base_model, texts, [text_hash(t) for t in texts])
-    head = ConceptHead.loads(bytes(version.head))
-    np.testing.assert_array_equal(scores.P, head.predict_proba(X))
+    head = load_head(bytes(version.head))
+    np.testing.assert_array_equal(scores.P, head_proba(head, texts, X))
 
 
 def test_a_real_worker_moves_it_to_evaluated(
@@ -444,6 +447,24 @@ def test_the_pages_render_in_every_state(alice_client, version, kfold):
         assert page.status_code == 200
         assert page.context["evaluation"] == evaluation
     assert alice_client.get(f"{APP}/evaluations/").status_code == 200
+
+
+def test_the_results_page_shows_calibration(alice_client, kfold):
+    calibration_report = kfold.metrics["calibration"]
+    scores = evaluating.load_scores(kfold)
+    assert calibration_report == calibration(scores.Y, scores.P)
+    assert 0.0 <= calibration_report["ece"] <= 1.0
+    page = alice_client.get(f"{APP}/evaluations/{kfold.pk}/").content.decode()
+    assert 'id="reliability-diagram"' in page
+    shown = page.split("Expected calibration error: <b>")[1].split("</b>")[0]
+    assert float(shown) == pytest.approx(calibration_report["ece"], abs=0.0006)
+    assert page.count("predictions at ") == len(calibration_report["bins"]) > 0
+    # Evaluations stored before calibration was measured still render, without the diagram.
+    metrics = {key: value for key, value in kfold.metrics.items() if key != "calibration"}
+    Evaluation.objects.filter(pk=kfold.pk).update(metrics=metrics)
+    page = alice_client.get(f"{APP}/evaluations/{kfold.pk}/")
+    assert page.status_code == 200
+    assert 'id="reliability-diagram"' not in page.content.decode()
 
 
 def test_the_status_panel_reloads_the_page_once_finished(alice_client, version, kfold):

@@ -221,7 +221,7 @@ def test_a_label_from_a_stale_tab_is_not_applied(alice_client, app, spam, ham, a
     post_label(alice_client, item, "ham", "1", revision=0)  # the other tab
     response = post_label(alice_client, item, "spam", "1", revision=0)
     assert response.status_code == 200
-    assert "This input was changed in another tab" in response.text
+    assert "Changed elsewhere since you opened it" in response.text
     assert b"Saved" not in response.content
     assert label_of(item, spam) is None
     assert label_of(item, ham) == 1

@@ -269,6 +269,8 @@ def test_the_set_up_form_has_the_portal_defaults(alice_client, model, ready):
     assert 'id="id_min_value" min="0" max="1" step="any" required value="0.0"' in page
     assert 'id="id_max_concepts" min="1" max="200" step="1" required value="20"' in page
     assert 'name="C" id="id_C" value="auto"' in page
+    assert '<option value="Auto" selected>Auto</option>' in page
+    assert '<option value="Hybrid">Hybrid</option>' in page
     assert "Train Model</button>" in page
 
 
@@ -296,6 +298,7 @@ def test_the_form_is_filled_from_the_models_params(alice_client, model, ready):
             "enrich_dataset": "Disabled",
             "C": 0.5,
             "class_weight": "balanced",
+            "head": "Hybrid",
         },
         "inference_params": {"min_value": 0.25, "max_concepts": 3, "select_concepts": ["spam"]},
         "concepts_mutually_exclusive": True,
@@ -312,6 +315,7 @@ def test_the_form_is_filled_from_the_models_params(alice_client, model, ready):
     assert 'id="id_max_concepts" min="1" max="200" step="1" required value="3"' in page
     assert 'name="C" id="id_C" value="0.5"' in page
     assert '<option value="balanced" selected>Balanced</option>' in page
+    assert '<option value="Hybrid" selected>Hybrid</option>' in page
     subset = page.split('id="select-concepts"')[1].split("</fieldset>")[0]
     assert 'value="spam" checked>' in subset
 
@@ -392,6 +396,7 @@ def test_train_model_saves_the_params_and_queues_a_version(
         select_concepts=["spam"],
         C="2.5",
         class_weight="balanced",
+        head="Embedding only",
     )
     response = alice_client.post(SETUP, data)
     assert response.status_code == 302
@@ -406,6 +411,7 @@ def test_train_model_saves_the_params_and_queues_a_version(
             "enrich_dataset": "Disabled",
             "C": 2.5,
             "class_weight": "balanced",
+            "head": "Embedding only",
         },
         "inference_params": {"min_value": 0.1, "max_concepts": 5, "select_concepts": ["spam"]},
         "concepts_mutually_exclusive": True,
@@ -633,7 +639,7 @@ def test_it_downloads_the_log(alice_client, trained):
 
 def test_it_deletes_a_model_and_its_versions(alice_client, app, trained):
     page = text(alice_client.get(MODEL))
-    assert "Delete model spam-model and its 1 version?" in page.replace(
+    assert "Delete model spam-model? This deletes 1 model version." in page.replace(
         '<b class="mono">', ""
     ).replace("</b>", "")
     response = alice_client.post(f"{MODEL}delete/", follow=True)

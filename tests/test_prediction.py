@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from classifier.hybrid import HybridHead, load_head
 from portal import prediction, training
 from portal.models import ModelVersion
 
@@ -31,6 +32,21 @@ def test_exclusive_probabilities_sum_to_one(spam_model, embedder):
     training.train(version.pk)
     (output,) = prediction.predict(spam_model, [SPAMMY]).outputs
     assert sum(c.value for c in output) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_hybrid_head_predicts_from_the_text(spam_model, embedder):
+    spam_model.params["train_params"]["head"] = "Hybrid"
+    spam_model.save()
+    version = training.start_training(spam_model)
+    training.train(version.pk)
+    version.refresh_from_db()
+    head = load_head(bytes(version.head))
+    assert isinstance(head, HybridHead) and head.features_ == "hybrid"
+    texts = [SPAMMY, "See you at lunch tomorrow?"]
+    expected = head.predict_proba(texts, embedder.encode(texts))
+    for output, row in zip(prediction.predict(spam_model, texts).outputs, expected, strict=True):
+        values = {c.id: c.value for c in output}
+        assert [values["spam"], values["ham"]] == pytest.approx(row.tolist(), abs=1e-6)
 
 
 def test_inference_settings_apply(trained_model):

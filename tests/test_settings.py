@@ -79,6 +79,8 @@ def test_celery_is_crash_safe():
     assert settings.CELERY_TASK_ACKS_LATE
     assert settings.CELERY_TASK_REJECT_ON_WORKER_LOST
     assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
+    # A worker outlives a Redis outage of any length (Celery's default gives up after 100).
+    assert settings.CELERY_BROKER_CONNECTION_MAX_RETRIES is None
 
 
 def test_sqlite_waits_instead_of_failing_when_locked():
@@ -101,3 +103,36 @@ def test_envint_rejects_words(monkeypatch):
     monkeypatch.setenv("LIMIT", "ten")
     with pytest.raises(ConfigError, match="LIMIT must be a whole number"):
         envint("LIMIT", "1")
+
+
+def test_sign_in_and_token_throttling_defaults():
+    assert settings.AUTHENTICATION_BACKENDS[0] == "axes.backends.AxesStandaloneBackend"
+    assert settings.AXES_FAILURE_LIMIT == 5
+    assert settings.AXES_COOLOFF_TIME.total_seconds() == 15 * 60
+    assert settings.AXES_LOCKOUT_PARAMETERS == [["username", "ip_address"]]
+    assert settings.MIDDLEWARE[-1] == "axes.middleware.AxesMiddleware"
+    assert settings.PORTAL_API_TOKEN_FAILURE_LIMIT == 10
+    assert settings.PORTAL_API_TOKEN_COOLOFF_SECONDS == 900
+
+
+def test_throttling_comes_from_the_environment():
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds(), "
+        "s.PORTAL_API_TOKEN_FAILURE_LIMIT, s.PORTAL_API_TOKEN_COOLOFF_SECONDS)"
+    )
+    env = {
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "PORTAL_LOGIN_FAILURE_LIMIT": "3",
+        "PORTAL_LOGIN_COOLOFF_MINUTES": "60",
+        "PORTAL_API_TOKEN_FAILURE_LIMIT": "20",
+        "PORTAL_API_TOKEN_COOLOFF_SECONDS": "120",
+    }
+    result = run(["-c", probe], env)
+    assert result.stdout.split() == ["3", "3600.0", "20", "120"], result.stderr
+
+
+def test_scripts_come_only_from_our_own_files():
+    directives = settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]
+    assert directives["script-src"] == ["'self'"]
+    assert all("unsafe" not in source for source in directives["default-src"])

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from classifier.head import ConceptHead
+from classifier.hybrid import HybridHead, head_proba, load_head
 from portal import embedding, reaper, training, versions
 from portal.models import (
     Annotation,
@@ -86,9 +87,9 @@ def test_it_trains_a_head_that_tells_spam_from_ham(model, embedder):
     assert version.get_status_display() == "MODEL-TRAINED"
     assert version.embed_seconds is not None and version.fit_seconds is not None
     assert "10 inputs" in version.log
-    head = ConceptHead.loads(bytes(version.head))
-    X = embedder.encode(["You won a prize! Call now to claim your cash", "See you at dinner"])
-    spam, ham = head.predict_proba(X).T
+    head = load_head(bytes(version.head))
+    texts = ["You won a prize! Call now to claim your cash", "See you at dinner"]
+    spam, ham = head_proba(head, texts, embedder.encode(texts)).T
     assert spam[0] > 0.5 > spam[1]
     assert ham[1] > spam[1]
     assert ham[0] < spam[0]
@@ -100,8 +101,9 @@ def test_enrich_adds_the_background_corpus_as_negatives(model, embedder):
     version = trained(model, embedder)
     assert version.status == Status.TRAINED, version.error
     assert "background texts as extra negatives" in version.log
-    off_topic = embedder.encode(["The committee will publish its annual report in March."])
-    assert ConceptHead.loads(bytes(version.head)).predict_proba(off_topic).max() < 0.5
+    off_topic = ["The committee will publish its annual report in March."]
+    head = load_head(bytes(version.head))
+    assert head_proba(head, off_topic, embedder.encode(off_topic)).max() < 0.5
 
 
 def test_the_parameters_are_frozen_per_version(model, embedder):
@@ -150,6 +152,50 @@ def test_inputs_are_embedded_when_they_arrive(app, embedder):
 def test_it_refuses_bad_parameters_and_creates_nothing(model, change, message):
     model.params.update(change)
     with pytest.raises(training.ParamsError, match=message):
+        training.start_training(model)
+    assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("head", "kind", "features"),
+    [
+        ("Auto", HybridHead, ("embedding", "hybrid")),
+        ("Hybrid", HybridHead, ("hybrid",)),
+        ("Embedding only", ConceptHead, None),
+    ],
+)
+def test_the_head_choice_decides_what_is_trained(model, embedder, head, kind, features):
+    model.params["train_params"]["head"] = head
+    model.save()
+    version = trained(model, embedder)
+    assert version.status == Status.TRAINED, version.error
+    stored = load_head(bytes(version.head))
+    assert type(stored) is kind
+    if features is None:
+        assert "features:" not in version.log
+    else:
+        assert stored.features_ in features
+        assert "features: " in version.log
+    if head == "Auto":
+        # The log says what Auto picked and why.
+        assert "Auto: cross-validated log loss" in version.log
+
+
+def test_parameters_saved_without_a_head_train_the_default_one(model, embedder):
+    assert default_params()["train_params"]["head"] == "Auto"
+    del model.params["train_params"]["head"]
+    model.save()
+    version = trained(model, embedder)
+    assert version.params["train_params"]["head"] == "Auto"
+    assert type(load_head(bytes(version.head))) is HybridHead
+    # A version trained before the head was a choice is rebuilt as it was trained.
+    del version.params["train_params"]["head"]
+    assert type(training.new_head(version.params, ["spam", "ham"], None)) is ConceptHead
+
+
+def test_an_unknown_head_is_refused(model):
+    model.params["train_params"]["head"] = "Deep"
+    with pytest.raises(training.ParamsError, match="Unknown head 'Deep'"):
         training.start_training(model)
     assert not ModelVersion.objects.exists()
 

@@ -2,12 +2,12 @@
 
 Every route module adds a `router` here. Errors are always ``{"error": "<readable
 message>"}`` with the status that fits: 400 invalid, 401 no or revoked token, 404 not
-found or not yours, 413 too large, 503 queue unavailable.
+found or not yours, 413 too large, 429 too many wrong tokens, 503 queue unavailable.
 """
 
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from portal.api.auth import SessionAuth, TokenAuth
 from portal.queue import QueueUnavailable
@@ -63,6 +63,19 @@ def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     if not message or "matches the given query" in message:  # Django's generic wording
         message = f"not found: {request.path} (it doesn't exist, or it isn't yours)"
     return error(request, message, 404)
+
+
+@api.exception_handler(Throttled)
+def on_throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+    minutes = -(-(exc.wait or 60) // 60)
+    response = error(
+        request,
+        f"too many requests with a wrong token from your address; try again in {minutes} minutes",
+        429,
+    )
+    if exc.wait:
+        response["Retry-After"] = str(exc.wait)
+    return response
 
 
 @api.exception_handler(HttpError)

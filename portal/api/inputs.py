@@ -26,10 +26,20 @@ from portal import importing, labels
 from portal.access import get_app, get_concept, get_dataset, get_import_job, get_input
 from portal.api.apps import Number
 from portal.api.schemas import Forbid
-from portal.csv_io import MAX_EXTERNAL_ID_LENGTH, ParsedRow
+from portal.csv_io import (
+    MAX_EXTERNAL_ID_LENGTH,
+    MAX_METADATA_DEPTH,
+    MAX_UPLOAD_CONCEPTS,
+    ParsedRow,
+    holds_nul,
+    json_depth,
+    too_many_concepts,
+    upload_too_large,
+)
 from portal.explorer import PAGE_SIZE, Filters, matching_inputs, with_row_data
 from portal.ids import ID_HELP, is_valid_id
 from portal.models import Annotation, App, Concept, ImportJob, Input
+from portal.queue import ensure_available
 
 router = Router(tags=["Inputs"])
 
@@ -52,6 +62,14 @@ def _check_sides(concepts: list[str] | None, negative_concepts: list[str] | None
 
 
 ConceptIds = Annotated[list[str], AfterValidator(_concept_ids)]
+# The body's own nesting: {"inputs": [{"metadata": ...}]}.
+MAX_BODY_DEPTH = MAX_METADATA_DEPTH + 3
+
+
+def _no_nul(value: Any) -> Any:
+    if holds_nul(value):
+        raise PydanticCustomError("nul", "contains a NUL character (databases refuse it)")
+    return value
 
 
 def _text(value: str) -> str:
@@ -71,9 +89,11 @@ class InputIn(Forbid):
     concepts: ConceptIds = []
     negative_concepts: ConceptIds = []
     id: Annotated[
-        str, StringConstraints(strip_whitespace=True, max_length=MAX_EXTERNAL_ID_LENGTH)
+        str,
+        StringConstraints(strip_whitespace=True, max_length=MAX_EXTERNAL_ID_LENGTH),
+        AfterValidator(_no_nul),
     ] = ""
-    metadata: dict[str, Any] = {}
+    metadata: Annotated[dict[str, Any], AfterValidator(_no_nul)] = {}
 
     @model_validator(mode="after")
     def _check_labels(self) -> "InputIn":
@@ -92,6 +112,9 @@ class InputsIn(Forbid):
                 message = "input ID {id} appears twice: inputs.{first} and inputs.{index}"
                 context = {"id": repr(item.id), "first": first_of_id[item.id], "index": index}
                 raise PydanticCustomError("duplicate_id", message, context)
+        concepts = {c for item in self.inputs for c in (*item.concepts, *item.negative_concepts)}
+        if len(concepts) > MAX_UPLOAD_CONCEPTS:
+            raise PydanticCustomError("too_many_concepts", too_many_concepts())
         return self
 
 
@@ -172,10 +195,17 @@ def _reject_constant(name: str) -> None:
 
 def _json_inputs(request: HttpRequest) -> InputsIn:
     try:
-        data = json.loads(request.body, parse_constant=_reject_constant)
+        body = request.body.decode()
     except RequestDataTooBig:
         raise _too_large() from None
-    except (ValueError, RecursionError):
+    except UnicodeDecodeError:
+        raise HttpError(400, "the body is not valid UTF-8") from None
+    if json_depth(body, stop_after=MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+        message = f"the body is nested too deeply: metadata may nest {MAX_METADATA_DEPTH} levels"
+        raise HttpError(400, message)
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except ValueError:
         raise HttpError(400, "the body is not valid JSON") from None
     try:
         body = InputsIn.model_validate(data)
@@ -196,6 +226,8 @@ def _too_large() -> HttpError:
 
 def _import_csv(request: HttpRequest, app: App, dataset_id: str) -> Status:
     """The browser's CSV upload: small files now, big ones as a background job."""
+    if upload_too_large(request.META.get("CONTENT_LENGTH"), settings.PORTAL_MAX_UPLOAD_BYTES):
+        raise _too_large()
     try:
         upload = request.FILES.get("file")
     except RequestDataTooBig:
@@ -224,9 +256,11 @@ def upload_inputs(request: HttpRequest, app_id: str, dataset_id: str) -> Status:
     portal's, or `text,label`). Concepts that don't exist yet are created; inputs already
     in the dataset (same text) or in the app (same input ID) are skipped. A CSV file of
     PORTAL_BACKGROUND_IMPORT_ROWS rows or more is imported in the background: the answer
-    is then 202 with the import job, to poll at its `url`."""
+    is then 202 with the import job, to poll at its `url`. New inputs are embedded by a
+    worker: with the job queue down, the answer is 503 and nothing is saved."""
     app = get_app(request, app_id)
     dataset = get_dataset(app, dataset_id)
+    ensure_available()
     if request.content_type == "multipart/form-data":
         return _import_csv(request, app, dataset.slug)
     body = _json_inputs(request)
@@ -371,17 +405,23 @@ def _label_changes(item: Input, body: LabelsIn) -> dict[str, int | None]:
 def update_labels(request: HttpRequest, app_id: str, input_id: Number, body: LabelsIn) -> dict:
     """Replace the input's positive concepts, its negative ones, or both (a field left out
     stays as it is). Send the `revision` you read to refuse the change, with 409, if
-    someone changed the labels since."""
+    someone changed the labels since; without it, the last change wins."""
     app = get_app(request, app_id)
     item = get_input(app, input_id)
-    changes = _label_changes(item, body)
-    concepts = {c.slug: c for c in Concept.objects.filter(app=app, slug__in=changes)}
-    unknown = sorted(changes.keys() - concepts.keys())
-    if unknown:
-        names = ", ".join(unknown)
-        raise HttpError(400, f"unknown concepts: {names}; create them first (POST .../concepts)")
-    revision = item.revision if body.revision is None else body.revision
     with transaction.atomic():
+        if body.revision is None:
+            # Locked while its labels are read, so a change made meanwhile can't cause a 409.
+            item = Input.objects.select_for_update().get(pk=item.pk)
+        changes = _label_changes(item, body)
+        concepts = {c.slug: c for c in Concept.objects.filter(app=app, slug__in=changes)}
+        unknown = sorted(changes.keys() - concepts.keys())
+        if unknown:
+            names = ", ".join(unknown[:10])
+            if len(unknown) > 10:
+                names += f" and {len(unknown) - 10:,} more"
+            message = f"unknown concepts: {names}; create them first (POST .../concepts)"
+            raise HttpError(400, message)
+        revision = item.revision if body.revision is None else body.revision
         for slug, value in sorted(changes.items()):
             if not labels.set_label(item, concepts[slug], value, revision, request.user):
                 raise HttpError(409, CONFLICT)

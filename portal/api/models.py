@@ -23,7 +23,7 @@ from portal.access import get_app, get_app_model, get_model_version
 from portal.api.schemas import Forbid, saved
 from portal.forms import ModelCreateForm, ModelSetupForm
 from portal.ids import ID_HELP, as_number, is_valid_id
-from portal.models import ModelVersion, TrainableModel, default_params
+from portal.models import HEADS, ModelVersion, TrainableModel, default_params
 
 router = Router(tags=["Models"])
 
@@ -218,6 +218,12 @@ def _class_weight(value: object) -> str | None:
     return value
 
 
+def _head(value: object) -> str:
+    if value not in HEADS:
+        raise InvalidParam("must be " + ", ".join(f'"{head}"' for head in HEADS))
+    return str(value)
+
+
 def _min_value(value: object) -> float:
     try:
         number = _number(value)
@@ -269,6 +275,7 @@ CHECKS: dict[str, Callable[[object], Any]] = {
     "train_params.enrich_dataset": _enrich,
     "train_params.C": _c,
     "train_params.class_weight": _class_weight,
+    "train_params.head": _head,
     "inference_params.min_value": _min_value,
     "inference_params.max_concepts": _max_concepts,
     "inference_params.select_concepts": _id_list,

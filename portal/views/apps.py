@@ -4,6 +4,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from portal import deleting
 from portal.access import get_app
 from portal.forms import AppForm, AppSettingsForm
 from portal.models import App
@@ -46,7 +47,12 @@ def app_settings(request: HttpRequest, app_id: str) -> HttpResponse:
         form.save()
         messages.success(request, "Settings saved.")
         return redirect("portal:app-settings", app.slug)
-    context = {"app": app, "form": form, "section": "settings"}
+    context = {
+        "app": app,
+        "form": form,
+        "section": "settings",
+        "deletes": deleting.describe(deleting.app_contents(app)),
+    }
     return render(request, "portal/app_settings.html", context)
 
 
@@ -56,6 +62,7 @@ def app_delete(request: HttpRequest, app_id: str) -> HttpResponse:
     if request.POST.get("confirm") != app.slug:
         messages.error(request, "Type the app ID to confirm the deletion.")
         return redirect("portal:app-settings", app.slug)
+    deleted = deleting.describe(deleting.app_contents(app))
     app.delete()
-    messages.success(request, f"App “{app.slug}” and everything in it were deleted.")
+    messages.success(request, f"App “{app.slug}” was deleted with {deleted}.")
     return redirect("portal:home")

@@ -6,7 +6,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
-from portal import versions
+from portal import deleting, versions
 from portal.access import get_app, get_dataset, get_version
 from portal.csv_io import export_csv, export_jsonl
 from portal.forms import DatasetForm
@@ -102,6 +102,7 @@ def _detail(request: HttpRequest, app: App, dataset: Dataset) -> HttpResponse:
         "labeled_count": members.labeled().count(),
         "concepts": _concepts_in(dataset),
         "versions": _list_versions(dataset),
+        "deletes": deleting.describe(deleting.dataset_contents(dataset)),
     }
     return render(request, "portal/dataset_detail.html", context)
 
@@ -116,8 +117,11 @@ def dataset_detail(request: HttpRequest, app_id: str, dataset_id: str) -> HttpRe
 def dataset_delete(request: HttpRequest, app_id: str, dataset_id: str) -> HttpResponse:
     app = get_app(request, app_id)
     dataset = get_dataset(app, dataset_id)
+    deleted = deleting.describe(deleting.dataset_contents(dataset))
     dataset.delete()  # the inputs stay in the app; only the membership and versions go
-    messages.success(request, f"Dataset “{dataset.slug}” was deleted; its inputs stay in the app.")
+    messages.success(
+        request, f"Dataset “{dataset.slug}” was deleted with {deleted}; its inputs stay in the app."
+    )
     return redirect("portal:datasets", app.slug)
 
 

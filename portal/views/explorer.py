@@ -18,7 +18,8 @@ from portal.ids import as_number
 from portal.models import Annotation, App, Concept, Dataset, Input
 
 CONFLICT = (
-    "This input was changed in another tab — here are its current labels; click again to apply."
+    "Changed elsewhere since you opened it (in another tab or over the API): nothing was "
+    "saved, and these are its current labels. Click again to apply your change."
 )
 # Explicit selections come from one page; larger ones go through the filter.
 MAX_IDS = 500
@@ -94,11 +95,15 @@ def input_label(request: HttpRequest, app_id: str, input_pk: int) -> HttpRespons
         else:
             messages.warning(request, CONFLICT)
         return redirect(f"{_back(request, app)}#input-{item.pk}")
+    current = with_row_data(Input.objects.filter(pk=item.pk)).get()
+    labeled = {label.concept_id for label in current.annotations.all()}
     context = {
         "app": app,
-        "input": with_row_data(Input.objects.filter(pk=item.pk)).get(),
+        "input": current,
         "saved": saved,
-        "conflict": not saved,
+        "conflict": "" if saved else CONFLICT,
+        # A refused "+ concept" stays typed in, so that one click applies it.
+        "retry": concept.slug if not saved and value == "1" and concept.pk not in labeled else "",
         "back_url": _back(request, app),
     }
     return render(request, "portal/_input_row.html", context)

@@ -11,7 +11,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from classifier import embedders
-from portal import training
+from portal import deleting, training
 from portal.access import get_app, get_model, get_model_version
 from portal.forms import ModelCreateForm, ModelSetupForm
 from portal.ids import as_number
@@ -200,6 +200,7 @@ def _detail(
         "model": model,
         "versions": versions,
         "version": shown,
+        "deletes": deleting.describe(deleting.model_contents(model)),
         "evaluations": evaluations.evaluations_of(
             Evaluation.objects.filter(model_version__model=model)
         ),

@@ -1,30 +1,63 @@
+from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from portal import embedding, importing
 from portal.access import get_app, get_import_job
+from portal.csv_io import upload_too_large
 from portal.forms import ConceptForm, UploadForm
 from portal.models import App, ImportJob
-from portal.queue import QueueUnavailable
+from portal.queue import QueueUnavailable, ensure_available
 
 TEMPLATE = "portal/upload.html"
 
 
-def _render_form(request: HttpRequest, app: App, form: UploadForm) -> HttpResponse:
+def _render_form(
+    request: HttpRequest, app: App, form: UploadForm, upload_error: str = ""
+) -> HttpResponse:
     template = f"{TEMPLATE}#upload-form" if request.htmx else TEMPLATE
-    return render(request, template, {"app": app, "form": form, "section": "inputs"})
+    context = {"app": app, "form": form, "section": "inputs", "upload_error": upload_error}
+    return render(request, template, context)
 
 
+@csrf_exempt
 def upload(request: HttpRequest, app_id: str) -> HttpResponse:
+    """A body over the limits is refused before it is read: the CSRF check, which reads
+    it, runs after the size check."""
     app = get_app(request, app_id)
+    limit = settings.PORTAL_MAX_UPLOAD_BYTES
+    if request.method == "POST" and upload_too_large(request.META.get("CONTENT_LENGTH"), limit):
+        message = f"Nothing was uploaded: the file is larger than the {limit // 2**20} MB limit."
+        return _render_form(request, app, UploadForm(app=app), message)
+    try:
+        return _upload(request, app)
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 2**20
+        message = (
+            f"Nothing was uploaded: the typed text is larger than {limit} MB. "
+            "Upload it as a .csv file instead."
+        )
+        return _render_form(request, app, UploadForm(app=app), message)
+
+
+@csrf_protect
+def _upload(request: HttpRequest, app: App) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None, app=app)
     if request.method != "POST" or not form.is_valid():
         return _render_form(request, app, form)
     data = form.cleaned_data
+    try:
+        # New inputs are embedded by a worker: with the queue down, nothing is saved.
+        ensure_available()
+    except QueueUnavailable as exc:
+        form.add_error(None, str(exc))
+        return _render_form(request, app, form)
     if data["mode"] == "text":
         rows = importing.rows_from_text(data["text"])
         result = importing.add_inputs(

@@ -22,11 +22,23 @@
     focusRow(all[next]);
   }
 
+  // A key pressed while the row's last change is on its way waits for the answer: sent at
+  // once, it would carry the revision that change replaces and be refused.
+  const waitingKeys = new Map(); // row id -> keys, in order
+
+  function isSaving(row) {
+    return row.querySelector("form.htmx-request") !== null;
+  }
+
   // Positive -> negative -> none: the chip's own form posts the next value; without a
   // chip the "+ concept" form adds the concept as positive.
   function cycleConcept(row, number) {
     const legend = document.querySelector(`.shortcut[data-key="${number}"]`);
     if (!row || !legend) return;
+    if (isSaving(row)) {
+      waitingKeys.set(row.id, [...(waitingKeys.get(row.id) || []), number]);
+      return;
+    }
     const concept = legend.dataset.concept;
     const chip = row.querySelector(`.chip[data-concept="${CSS.escape(concept)}"]`);
     if (chip) {
@@ -105,8 +117,18 @@
     keptSelection = box ? { id: target.id, checked: box.checked } : null;
   });
 
-  // htmx replaced a row or the whole list: keep the keyboard focus where it was.
+  // htmx replaced a row or the whole list: keep the keyboard focus where it was, and
+  // send the next key that waited for this row.
   document.addEventListener("htmx:afterSettle", () => {
+    for (const [id, keys] of waitingKeys) {
+      const row = document.getElementById(id);
+      if (!row) waitingKeys.delete(id);
+      else if (!isSaving(row)) {
+        const next = keys.shift();
+        if (!keys.length) waitingKeys.delete(id);
+        cycleConcept(row, next);
+      }
+    }
     if (keptSelection) {
       const box = document.querySelector(`#${keptSelection.id} .select-row`);
       if (box) box.checked = keptSelection.checked;

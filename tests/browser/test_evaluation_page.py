@@ -198,8 +198,12 @@ def test_the_results_page(live_server, page, trained_version, screenshot, celery
     screenshot(page, "evaluation-selection-cell")
     dialog.get_by_role("button", name="Close").click()
 
-    # The curves and the mistakes.
-    assert page.locator(".curve-chart polyline").count() == 6
+    # The curves, the reliability diagram and the mistakes.
+    assert page.locator(".curve-chart polyline[data-concept]").count() == 6
+    bins = evaluation.metrics["calibration"]["bins"]
+    assert page.locator("#reliability-diagram circle").count() == len(bins) > 0
+    page.locator("#reliability-diagram").scroll_into_view_if_needed()
+    screenshot(page, "evaluation-reliability")
     assert page.get_by_text("not enough labels for a curve").count() == 0
     mistakes = page.locator(".mistakes-table tbody tr")
     assert mistakes.count() == max(1, len(evaluation.metrics["mistakes"]))
