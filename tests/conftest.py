@@ -35,6 +35,28 @@ def charlie(django_user_model):
 
 
 @pytest.fixture
+def app(alice):
+    """Alice's app, with the spam and ham concepts below when a test asks for them."""
+    from portal.models import App
+
+    return App.objects.create(owner=alice, slug="spam-filter")
+
+
+@pytest.fixture
+def spam(app):
+    from portal.models import Concept
+
+    return Concept.objects.create(app=app, slug="spam", name="Spam")
+
+
+@pytest.fixture
+def ham(app):
+    from portal.models import Concept
+
+    return Concept.objects.create(app=app, slug="ham", name="Ham")
+
+
+@pytest.fixture
 def alice_client(client, alice):
     client.force_login(alice)
     return client

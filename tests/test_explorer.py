@@ -16,21 +16,6 @@ HTMX = {"HX-Request": "true"}
 
 
 @pytest.fixture
-def app(alice):
-    return App.objects.create(owner=alice, slug="spam-filter")
-
-
-@pytest.fixture
-def spam(app):
-    return Concept.objects.create(app=app, slug="spam", name="Spam")
-
-
-@pytest.fixture
-def ham(app):
-    return Concept.objects.create(app=app, slug="ham", name="Ham")
-
-
-@pytest.fixture
 def train(app):
     return Dataset.objects.create(app=app, slug="train")
 

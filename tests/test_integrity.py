@@ -72,21 +72,6 @@ class Api:
         return self.client.delete("/api/v1" + path, **self.auth)
 
 
-@pytest.fixture
-def app(alice):
-    return App.objects.create(owner=alice, slug="spam-filter")
-
-
-@pytest.fixture
-def spam(app):
-    return Concept.objects.create(app=app, slug="spam", name="Spam")
-
-
-@pytest.fixture
-def ham(app):
-    return Concept.objects.create(app=app, slug="ham", name="Ham")
-
-
 # Two tabs or clients editing the labels of one input
 
 

@@ -17,21 +17,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def app(alice):
-    return App.objects.create(owner=alice, slug="spam-filter")
-
-
-@pytest.fixture
-def spam(app):
-    return Concept.objects.create(app=app, slug="spam", name="Spam")
-
-
-@pytest.fixture
-def ham(app):
-    return Concept.objects.create(app=app, slug="ham", name="Ham")
-
-
-@pytest.fixture
 def train(app):
     return Dataset.objects.create(app=app, slug="train")
 

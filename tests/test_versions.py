@@ -8,7 +8,6 @@ from django.test.utils import CaptureQueriesContext
 from portal import versions
 from portal.models import (
     Annotation,
-    App,
     Concept,
     Dataset,
     DatasetVersion,
@@ -33,21 +32,6 @@ def add_input(app, text, *, dataset=None, labels=(), external_id=""):
     for concept, value in labels:
         Annotation.objects.create(input=item, concept=concept, value=value)
     return item
-
-
-@pytest.fixture
-def app(alice):
-    return App.objects.create(owner=alice, slug="spam-filter")
-
-
-@pytest.fixture
-def spam(app):
-    return Concept.objects.create(app=app, slug="spam", name="Spam")
-
-
-@pytest.fixture
-def ham(app):
-    return Concept.objects.create(app=app, slug="ham", name="Ham")
 
 
 @pytest.fixture
