@@ -20,7 +20,7 @@ from portal.models import Concept, ModelVersion, TrainableModel
 
 HEAD_CACHE_SIZE = 32
 
-# The in-process head cache: the one piece of module-level mutable state, behind `_head`.
+# The in-process head cache: the one piece of module-level mutable state, behind `cached_head`.
 _heads: OrderedDict[int, ConceptHead | HybridHead] = OrderedDict()
 _heads_lock = threading.Lock()
 
@@ -44,7 +44,7 @@ class Prediction:
     thresholds: dict[str, float]  # the concept thresholds that applied
 
 
-def _head(version: ModelVersion) -> ConceptHead | HybridHead:
+def cached_head(version: ModelVersion) -> ConceptHead | HybridHead:
     with _heads_lock:
         head = _heads.get(version.pk)
         if head is not None:
@@ -123,7 +123,7 @@ def inference_settings(version: ModelVersion, overrides: dict | None) -> Inferen
 
 
 def pick_version(model: TrainableModel, number: object = None) -> ModelVersion:
-    # The head is read (once, then cached) by `_head`; the log is never needed here.
+    # The head is read (once, then cached) by `cached_head`; the log is never needed here.
     versions = model.versions.filter(status=ModelVersion.Status.TRAINED).defer("head", "log")
     if number in (None, ""):
         version = versions.order_by("-number").first()
@@ -148,7 +148,7 @@ def predict(
     version = pick_version(model, version_number)
     shown = inference_settings(version, inference_params)
     base_model = version.params.get("train_params", {}).get("base_embed_model")
-    head = _head(version)
+    head = cached_head(version)
     X = embedders.get_embedder(base_model).encode(clean)
     probabilities = head_proba(head, clean, X)
     names = dict(Concept.objects.filter(app_id=model.app_id).values_list("slug", "name"))

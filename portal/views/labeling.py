@@ -1,0 +1,5 @@
+"""(filled in)"""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []
