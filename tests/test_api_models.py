@@ -402,15 +402,6 @@ def test_training_refuses_parameters_that_cannot_train(api, spam_model, change, 
     assert not ModelVersion.objects.exists()
 
 
-def test_with_the_queue_down_training_answers_503_and_nothing_waits(api, spam_model, dead_broker):
-    response = api.post(f"{MODEL}/versions")
-    assert "The job queue is unavailable" in error_of(response, 503)
-    assert not ModelVersion.objects.filter(status=ModelVersion.Status.QUEUED).exists()
-    (version,) = api.get(f"{MODEL}/versions").json()
-    assert version["status"]["name"] == "MODEL-TRAINING-FAILED"
-    assert version["error"] == training.QUEUE_UNAVAILABLE
-
-
 def test_a_version_is_found_by_its_number_only(api, trained_model):
     assert api.get(f"{MODEL}/versions/1").status_code == 200
     for wrong in ("2", "v1", "0", "1.0", "99999999999"):
@@ -500,14 +491,6 @@ def test_an_untrained_version_is_not_evaluated(api, trained_model):
     response = api.post(f"{MODEL}/versions/2/evaluations", {"dataset_id": "emails"})
     assert error_of(response, 400) == "Version 2 is not trained."
     assert not Evaluation.objects.exists()
-
-
-def test_with_the_queue_down_evaluating_answers_503(api, trained_model, dead_broker):
-    response = api.post(f"{MODEL}/versions/1/evaluations", {"dataset_id": "emails"})
-    assert "The job queue is unavailable" in error_of(response, 503)
-    (evaluation,) = api.get(f"{MODEL}/versions/1/evaluations").json()
-    assert evaluation["status"]["name"] == "MODEL-EVALUATION-FAILED"
-    assert evaluation["error"] == evaluating.QUEUE_UNAVAILABLE
 
 
 def test_an_evaluation_is_read_under_its_own_version(api, trained_model, held_out):

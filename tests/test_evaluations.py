@@ -404,15 +404,6 @@ def test_evaluate_explains_an_untrained_version(alice_client, trained_model, ver
     assert not Evaluation.objects.exists()
 
 
-def test_evaluate_with_the_queue_down_says_so(alice_client, version, dead_broker):
-    response = alice_client.post(EVALUATE, {"dataset_version": version.dataset_version.pk})
-    assert response.status_code == 302
-    assert messages_of(response) == [QueueUnavailable.message]
-    evaluation = Evaluation.objects.get()
-    assert evaluation.status == Status.FAILED
-    assert evaluation.error == evaluating.QUEUE_UNAVAILABLE
-
-
 def test_the_pages_check_ownership(client, bob, kfold):
     # Bob has an app with the same ID: the evaluation still isn't his.
     App.objects.create(owner=bob, slug="spam-filter")

@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from portal import training, versions
+from portal import versions
 from portal.celery import app as celery_app
 from portal.models import (
     Annotation,
@@ -18,7 +18,6 @@ from portal.models import (
     TrainableModel,
     default_params,
 )
-from portal.queue import QueueUnavailable
 
 pytestmark = pytest.mark.django_db
 
@@ -499,20 +498,6 @@ def test_a_rejected_form_keeps_what_was_chosen(alice_client, model, ready):
     assert 'name="C" id="id_C" value="oops"' in page
     # The section with the error opens.
     assert '<details class="panel setup-section collapsible" open>' in page
-
-
-@pytest.mark.django_db(transaction=True)
-def test_train_model_says_when_the_queue_is_down(alice_client, model, ready, dead_broker):
-    response = alice_client.post(SETUP, train_data(), follow=True)
-    assert response.status_code == 200
-    page = text(response)
-    assert QueueUnavailable.message in page
-    version = model.versions.get()
-    assert version.status == Status.FAILED
-    assert version.error == training.QUEUE_UNAVAILABLE
-    assert "21106 MODEL-TRAINING-FAILED" in page
-    assert training.QUEUE_UNAVAILABLE in page
-    assert 'hx-trigger="every 1s"' not in page
 
 
 # The model page and its versions

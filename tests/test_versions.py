@@ -245,18 +245,6 @@ def test_new_version_ends_ready_through_a_real_worker(alice_client, dataset, cel
 
 
 @pytest.mark.django_db(transaction=True)
-def test_new_version_says_when_the_queue_is_down(alice_client, dataset, dead_broker):
-    response = alice_client.post("/apps/spam-filter/datasets/emails/versions/new/", follow=True)
-    assert response.status_code == 200
-    assert QueueUnavailable.message.encode() in response.content
-    version = DatasetVersion.objects.get(dataset=dataset)
-    assert version.status == Status.FAILURE
-    assert version.error == versions.QUEUE_UNAVAILABLE
-    assert not DatasetVersion.objects.filter(status=Status.PENDING).exists()
-    assert b"the job queue was unavailable" in response.content
-
-
-@pytest.mark.django_db(transaction=True)
 def test_new_version_over_htmx_reloads_to_show_the_queue_error(alice_client, dataset, dead_broker):
     response = alice_client.post(
         "/apps/spam-filter/datasets/emails/versions/new/", headers={"HX-Request": "true"}
