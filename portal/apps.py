@@ -9,5 +9,6 @@ class PortalConfig(AppConfig):
     def ready(self) -> None:
         from classifier import embedders
 
+        embedders.set_onnx_cache_dir(settings.PORTAL_ONNX_CACHE_DIR)
         for model_id, source in settings.PORTAL_EMBEDDING_MODELS.items():
             embedders.register(model_id, source)

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from portal.ids import validate_id
 
-DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2-onnx"
 
 
 class App(models.Model):

@@ -174,6 +174,9 @@ if not DEBUG:
 PORTAL_EMBEDDING_MODELS = dict(
     item.split("=", 1) for item in envlist("PORTAL_EMBEDDING_MODELS", "") if "=" in item
 )
+# The ONNX Runtime exports of the bundled model, made by the first process that needs one
+# (a cache: deleting it costs a few seconds of export, nothing else).
+PORTAL_ONNX_CACHE_DIR = Path(os.getenv("PORTAL_ONNX_CACHE_DIR", DATA_DIR / "onnx"))
 
 # Predictions: texts per request, and characters per text (uploads use the same limit).
 PORTAL_MAX_PREDICT_TEXTS = envint("PORTAL_MAX_PREDICT_TEXTS", "128")

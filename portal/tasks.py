@@ -52,17 +52,22 @@ def share_the_cores(sender, **kwargs) -> None:
 
     Each process otherwise starts one BLAS thread per core, and threads that spin while
     the cores are busy made four trainings at once on two cores take 33 s each instead
-    of 2.4 s (bench/load.py).
+    of 2.4 s (bench/load.py). An operator's OMP_NUM_THREADS, when set, wins.
     """
     global blas_threads
-    if isinstance(sender.concurrency, int):
+    chosen = os.environ.get("OMP_NUM_THREADS", "")
+    if chosen.isdigit() and int(chosen) > 0:
+        blas_threads = int(chosen)
+    elif isinstance(sender.concurrency, int):
         blas_threads = max(1, (os.cpu_count() or 1) // sender.concurrency)
 
 
 @worker_process_init.connect
 def load_default_model(**kwargs) -> None:
-    """Load the embedding model when a worker process starts, not at its first job."""
+    """Load the embedding model when a worker process starts, not at its first job, with
+    the process's share of the cores for BLAS, torch and ONNX Runtime threads."""
     threadpool_limits(limits=blas_threads, user_api="blas")
+    embedders.set_threads(blas_threads)
     embedders.get_embedder(embedders.DEFAULT_MODEL)
 
 

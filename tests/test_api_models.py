@@ -121,7 +121,7 @@ def test_a_client_builds_trains_evaluates_and_compares(api, alice, embedder, cel
         },
     )
     assert params.status_code == 200, params.content
-    assert params.json()["train_params"]["base_embed_model"] == "all-MiniLM-L6-v2"
+    assert params.json()["train_params"]["base_embed_model"] == "all-MiniLM-L6-v2-onnx"
 
     queued = api.post(f"{MODEL}/versions")
     assert queued.status_code == 202, queued.content
@@ -216,7 +216,7 @@ def test_it_lists_the_trainable_model_types(api):
     assert (transfer_learn["id"], transfer_learn["title"]) == (TYPE, "Transfer Learn")
     assert (transfer_learn["input_type"], transfer_learn["trainable"]) == ("text", True)
     assert transfer_learn["params"] == default_params()
-    assert transfer_learn["base_embed_models"][0] == "all-MiniLM-L6-v2"
+    assert transfer_learn["base_embed_models"][0] == "all-MiniLM-L6-v2-onnx"
 
 
 def test_it_needs_a_token(client):

@@ -103,7 +103,7 @@ def test_the_walkthrough_through_the_client(
         train_params={"enrich_dataset": "Disabled"},
     )
     assert params["dataset_id"] == "text_dataset"
-    assert params["train_params"]["base_embed_model"] == "all-MiniLM-L6-v2"  # merged
+    assert params["train_params"]["base_embed_model"] == "all-MiniLM-L6-v2-onnx"  # merged
 
     model_version_id = model.train()
     status = model.wait_until_trained(model_version_id, timeout=300)

@@ -259,7 +259,8 @@ def test_the_set_up_form_has_the_portal_defaults(alice_client, model, ready):
     assert "· 4 inputs</option>" in page
     assert '<option value="1">v1 · ' in page
     assert '<option value="3"' not in page
-    assert '<option value="all-MiniLM-L6-v2" selected>all-MiniLM-L6-v2 (default)</option>' in page
+    default = "all-MiniLM-L6-v2-onnx"
+    assert f'<option value="{default}" selected>{default} (default)</option>' in page
     assert '<option value="Automatic" selected>Automatic</option>' in page
     assert 'name="concepts_mutually_exclusive" id="id_concepts_mutually_exclusive">' in page
     assert "Set concepts as mutually exclusive" in page

@@ -74,7 +74,7 @@ def test_steps_5_to_8(live_server, page, labeled_app, screenshot, celery_worker)
     # Step 7: the set-up form, with the portal's defaults.
     assert page.get_by_label("Dataset", exact=True).input_value() == "emails"
     assert page.get_by_label("Dataset version").input_value() == "1"
-    assert page.get_by_label("Base embedding model").input_value() == "all-MiniLM-L6-v2"
+    assert page.get_by_label("Base embedding model").input_value() == "all-MiniLM-L6-v2-onnx"
     concepts = page.get_by_role("group", name="Concepts", exact=True)
     assert concepts.get_by_role("checkbox", name="spam", exact=True).is_checked()
     assert concepts.get_by_role("checkbox", name="non-spam", exact=True).is_checked()
