@@ -5,10 +5,11 @@ evaluation call `vectors` and embed only what is still missing.
 """
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 
 from classifier import embedders, enrich
 from portal.models import App, Embedding, Input, text_hash
@@ -25,10 +26,7 @@ def cached(base_model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
     found: dict[str, np.ndarray] = {}
     unique = list(dict.fromkeys(hashes))
     for start in range(0, len(unique), LOOKUP_BATCH):
-        rows = Embedding.objects.filter(
-            base_model=base_model, text_hash__in=unique[start : start + LOOKUP_BATCH]
-        ).values_list("text_hash", "vector")
-        for digest, vector in rows:
+        for digest, vector in _stored(base_model, unique[start : start + LOOKUP_BATCH]):
             found[digest] = np.frombuffer(bytes(vector), dtype="<f4")
     return found
 
@@ -41,23 +39,65 @@ def vectors(
 ) -> np.ndarray:
     """Embeddings of `texts` (rows in order), from the cache or embedded and cached now.
 
-    `progress(done, total)` is called after each batch of newly embedded texts.
+    `progress(done, total)` is called after each batch of newly embedded texts. The
+    vectors go straight into one preallocated matrix: however many texts there are, the
+    memory needed is that matrix plus one batch.
     """
-    found = cached(base_model, hashes)
-    missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in found}
-    if missing:
-        embedder = embedders.get_embedder(base_model)
-        pending = list(missing.items())
-        for start in range(0, len(pending), BATCH):
-            batch = pending[start : start + BATCH]
-            encoded = embedder.encode([text for _, text in batch])
-            store(base_model, [h for h, _ in batch], encoded)
-            found.update(zip((h for h, _ in batch), encoded, strict=True))
-            if progress:
-                progress(start + len(batch), len(pending))
     if not hashes:
         return np.zeros((0, 0), dtype=np.float32)
-    return np.vstack([found[h] for h in hashes]).astype(np.float32, copy=False)
+    row_of: dict[str, int] = {}  # each distinct text's row in `matrix`
+    first_texts: list[str] = []
+    for digest, text in zip(hashes, texts, strict=True):
+        if digest not in row_of:
+            row_of[digest] = len(row_of)
+            first_texts.append(text)
+    matrix: np.ndarray | None = None
+    found = np.zeros(len(row_of), dtype=bool)
+
+    def put(rows: Sequence[int], block: np.ndarray) -> None:
+        nonlocal matrix
+        if matrix is None:
+            matrix = np.empty((len(row_of), block.shape[1]), dtype=np.float32)
+        matrix[rows] = block
+        found[rows] = True
+
+    unique = list(row_of)
+    for start in range(0, len(unique), LOOKUP_BATCH):
+        pairs = list(_stored(base_model, unique[start : start + LOOKUP_BATCH]))
+        if pairs:
+            block = np.vstack([np.frombuffer(bytes(vector), dtype="<f4") for _, vector in pairs])
+            put([row_of[digest] for digest, _ in pairs], block)
+    missing = np.flatnonzero(~found)
+    if missing.size:
+        started = time.perf_counter()
+        embedder = embedders.get_embedder(base_model)
+        for start in range(0, missing.size, BATCH):
+            rows = missing[start : start + BATCH]
+            encoded = embedder.encode([first_texts[i] for i in rows])
+            store(base_model, [unique[i] for i in rows], encoded)
+            put(rows, encoded)
+            if progress:
+                progress(start + rows.size, missing.size)
+        seconds = time.perf_counter() - started
+        log.info(
+            "embedded %d new texts with %s in %.2f s (%.0f texts/s); %d were cached",
+            missing.size,
+            base_model,
+            seconds,
+            missing.size / max(seconds, 1e-9),
+            len(unique) - missing.size,
+        )
+    assert matrix is not None
+    if len(unique) == len(hashes):
+        return matrix  # no repeated text: rows already in order, no copy
+    return matrix[[row_of[h] for h in hashes]]
+
+
+def _stored(base_model: str, hashes: Sequence[str]) -> QuerySet:
+    """(text hash, vector bytes) of those of `hashes` that are cached."""
+    return Embedding.objects.filter(base_model=base_model, text_hash__in=hashes).values_list(
+        "text_hash", "vector"
+    )
 
 
 def store(base_model: str, hashes: Sequence[str], encoded: np.ndarray) -> None:

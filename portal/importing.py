@@ -6,6 +6,7 @@ from here (inputs are embedded in the background once they exist).
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -103,39 +104,57 @@ def add_inputs(
         by_id = _concepts_by_id(app, rows, concepts)
         fresh = _new_rows(app, rows, datasets)
         now = timezone.now()
-        inputs = Input.objects.bulk_create(
-            [
-                Input(
-                    app=app,
-                    text=row.text,
-                    text_hash=text_hash(row.text),
-                    external_id=row.external_id,
-                    metadata=row.metadata,
-                    created=now,
-                )
-                for row in fresh
-            ],
-            batch_size=BATCH,
-        )
         chosen = {c.slug for c in concepts}
-        annotations = []
-        for row, item in zip(fresh, inputs, strict=True):
-            for slug in chosen.union(row.concepts):
-                annotations.append(
-                    Annotation(input=item, concept=by_id[slug], value=1, author=author, created=now)
-                )
-            for slug in set(row.negative_concepts) - chosen:
-                annotations.append(
-                    Annotation(input=item, concept=by_id[slug], value=0, author=author, created=now)
-                )
-        Annotation.objects.bulk_create(annotations, batch_size=BATCH)
-        Membership = Dataset.inputs.through
-        Membership.objects.bulk_create(
-            [Membership(dataset=d, input=item) for d in datasets for item in inputs],
-            batch_size=BATCH,
-        )
-        embedding.schedule(app, [item.pk for item in inputs])
-    return ImportResult(created=len(inputs), skipped=len(rows) - len(fresh))
+        created: list[int] = []
+        # BATCH rows at a time: the model instances of a 100,000-row file would otherwise
+        # all be in memory at once.
+        for start in range(0, len(fresh), BATCH):
+            chunk = fresh[start : start + BATCH]
+            created += _save_chunk(app, chunk, datasets, chosen, by_id, author, now)
+        embedding.schedule(app, created)
+    return ImportResult(created=len(created), skipped=len(rows) - len(fresh))
+
+
+def _save_chunk(
+    app: App,
+    rows: list[ParsedRow],
+    datasets: list[Dataset],
+    chosen: set[str],
+    by_id: dict[str, Concept],
+    author,
+    now: datetime,
+) -> list[int]:
+    """Save these rows' inputs, labels and dataset memberships; the new inputs' IDs."""
+    inputs = Input.objects.bulk_create(
+        [
+            Input(
+                app=app,
+                text=row.text,
+                text_hash=text_hash(row.text),
+                external_id=row.external_id,
+                metadata=row.metadata,
+                created=now,
+            )
+            for row in rows
+        ]
+    )
+    annotations = []
+    for row, item in zip(rows, inputs, strict=True):
+        for slug in chosen.union(row.concepts):
+            annotations.append(
+                Annotation(input=item, concept=by_id[slug], value=1, author=author, created=now)
+            )
+        for slug in set(row.negative_concepts) - chosen:
+            annotations.append(
+                Annotation(input=item, concept=by_id[slug], value=0, author=author, created=now)
+            )
+    Annotation.objects.bulk_create(annotations, batch_size=BATCH)
+    Membership = Dataset.inputs.through
+    Membership.objects.bulk_create(
+        [Membership(dataset=d, input=item) for d in datasets for item in inputs],
+        batch_size=BATCH,
+    )
+    return [item.pk for item in inputs]
 
 
 def start_job(job: ImportJob, redelivered: bool = False) -> bool:

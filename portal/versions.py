@@ -1,7 +1,9 @@
 """Dataset versions: create one, take its snapshot in the background, export its rows."""
 
 import hashlib
+import itertools
 import logging
+import operator
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -80,6 +82,7 @@ def snapshot(version_id: int) -> None:
 def _write_rows(version_id: int) -> None:
     version = DatasetVersion.objects.select_related("dataset").get(pk=version_id)
     labels = _labels_by_input(version.dataset)
+    labeled = next(labels, None)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"positive": 0, "negative": 0})
     hash_lines: list[str] = []
     batch: list[DatasetVersionRow] = []
@@ -89,8 +92,12 @@ def _write_rows(version_id: int) -> None:
         .iterator(chunk_size=BATCH_SIZE)
     )
     for input_id, external_id, text, text_hash in inputs:
-        positive, negative = labels.get(input_id, ((), ()))
-        positive, negative = sorted(positive), sorted(negative)
+        # Both streams are in input order: walk them side by side (a merge join).
+        while labeled is not None and labeled[0] < input_id:
+            labeled = next(labels, None)
+        positive, negative = [], []
+        if labeled is not None and labeled[0] == input_id:
+            positive, negative = sorted(labeled[1]), sorted(labeled[2])
         for slug in positive:
             counts[slug]["positive"] += 1
         for slug in negative:
@@ -145,18 +152,22 @@ def rows_hash(version: DatasetVersion) -> str:
     return _digest([_hash_line(text_hash, pos, neg) for text_hash, pos, neg in rows])
 
 
-def _labels_by_input(dataset: Dataset) -> dict[int, tuple[list[str], list[str]]]:
-    """{input pk: (positive concept IDs, negative concept IDs)}, in one query."""
-    labels: dict[int, tuple[list[str], list[str]]] = {}
+def _labels_by_input(dataset: Dataset) -> Iterator[tuple[int, list[str], list[str]]]:
+    """(input pk, positive concept IDs, negative concept IDs) of each labeled input, in
+    input order, streamed from one query: a 100,000-input dataset's labels are never all
+    in memory."""
     annotations = (
         Annotation.objects.filter(input__datasets=dataset)
+        .order_by("input_id")
         .values_list("input_id", "concept__slug", "value")
         .iterator(chunk_size=BATCH_SIZE)
     )
-    for input_id, slug, value in annotations:
-        positive, negative = labels.setdefault(input_id, ([], []))
-        (positive if value == Annotation.POSITIVE else negative).append(slug)
-    return labels
+    for input_id, group in itertools.groupby(annotations, key=operator.itemgetter(0)):
+        positive: list[str] = []
+        negative: list[str] = []
+        for _, slug, value in group:
+            (positive if value == Annotation.POSITIVE else negative).append(slug)
+        yield input_id, positive, negative
 
 
 def export_rows(version: DatasetVersion) -> Iterator[ExportRow]:
