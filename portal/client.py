@@ -440,6 +440,24 @@ class Model:
         text = input_bytes.decode("utf-8")
         return self.predict_texts([text], version_id, inference_params)[0]
 
+    def feedback(
+        self,
+        text: str,
+        concepts: Sequence[str],
+        negative_concepts: Sequence[str] = (),
+        dataset_id: str | None = None,
+    ) -> dict:
+        """Add a text with its corrected concepts to a dataset (by default the model's
+        training dataset); returns the input, relabeled if the text was already one."""
+        body: dict[str, Any] = {
+            "text": text,
+            "concepts": list(concepts),
+            "negative_concepts": list(negative_concepts),
+        }
+        if dataset_id is not None:
+            body["dataset_id"] = dataset_id
+        return self.client.post(self.path + "/feedback", body)
+
     def evaluate(
         self,
         dataset_id: str,

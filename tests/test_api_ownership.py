@@ -27,6 +27,10 @@ BODIES = {
     ("post", "/apps/{app_id}/models"): {"id": "new-model", "model_type_id": "embedding-classifier"},
     ("patch", "/apps/{app_id}/models/{model_id}/params"): {"concepts": ["spam"]},
     ("post", "/apps/{app_id}/models/{model_id}/predict"): {"texts": ["hello"]},
+    ("post", "/apps/{app_id}/models/{model_id}/feedback"): {
+        "text": "a corrected text",
+        "concepts": ["spam"],
+    },
     ("post", "/apps/{app_id}/models/{model_id}/versions/{version_id}/evaluations"): {
         "dataset_id": "emails"
     },

@@ -1,12 +1,15 @@
-"""Predict with a model's trained version: the same code path as Try your own text."""
+"""Predict with a model's trained version (the same code path as Try your own text), and
+feed a corrected prediction back into a dataset."""
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 
-from portal import prediction
-from portal.access import get_app_model
+from portal import feedback, prediction
+from portal.access import get_app_model, get_dataset
+from portal.api.inputs import ConceptIds, InputOut, _input_json, _named, _rows
 from portal.api.schemas import Forbid
+from portal.models import Input
 
 router = Router(tags=["Predictions"])
 
@@ -49,3 +52,36 @@ def predict(request: HttpRequest, app_id: str, model_id: str, body: PredictIn) -
             for output in result.outputs
         ],
     }
+
+
+class FeedbackIn(Forbid):
+    text: str
+    concepts: ConceptIds = []
+    negative_concepts: ConceptIds = []
+    dataset_id: str = ""
+
+
+@router.post(
+    "/apps/{app_id}/models/{model_id}/feedback",
+    response={200: InputOut, 201: InputOut},
+    url_name="api-feedback",
+)
+def add_feedback(request: HttpRequest, app_id: str, model_id: str, body: FeedbackIn) -> Status:
+    """A prediction corrected: the text becomes an input of the dataset (by default the
+    model's training dataset) labeled with `concepts` and `negative_concepts`, which must
+    exist in the app. 201 with the new input; 200 when the text was already an input of
+    the app: it is put in the dataset and given these labels (its others stay), not added
+    twice."""
+    model = get_app_model(request, app_id, model_id)
+    dataset_id = body.dataset_id or model.params.get("dataset_id", "")
+    if not dataset_id:
+        raise HttpError(400, "dataset_id: give the dataset to add the text to")
+    dataset = _named(get_dataset, model.app, dataset_id, "dataset")
+    try:
+        done = feedback.add(
+            model.app, dataset, body.text, body.concepts, body.negative_concepts, request.user
+        )
+    except feedback.FeedbackError as exc:
+        raise HttpError(400, str(exc)) from exc
+    item = _rows(Input.objects.filter(pk=done.input.pk)).get()
+    return Status(201 if done.created else 200, _input_json(item))

@@ -11,7 +11,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from portal import labels
+from portal import explorer, labels
 from portal.access import get_app, get_concept, get_dataset, get_input
 from portal.explorer import PAGE_SIZE, STATES, Filters, matching_inputs, with_row_data
 from portal.ids import as_number
@@ -24,6 +24,8 @@ CONFLICT = (
 # Explicit selections come from one page; larger ones go through the filter.
 MAX_IDS = 500
 LABEL_VALUES = {"1": Annotation.POSITIVE, "0": Annotation.NEGATIVE, "none": None}
+# The bulk action that works on the whole filter rather than on the selection.
+ACCEPT = "accept-suggestions"
 
 
 def _explorer_context(app: App, filters: Filters, page_number) -> dict:
@@ -31,6 +33,9 @@ def _explorer_context(app: App, filters: Filters, page_number) -> dict:
     paginator = Paginator(with_row_data(matching_inputs(app, filters)), PAGE_SIZE)
     page = paginator.get_page(page_number)
     concepts = list(Concept.objects.filter(app=app).only("id", "slug", "name"))
+    version = explorer.suggesting_version(app, filters)
+    page.object_list = list(page.object_list)
+    explorer.add_suggestions(version, page.object_list, {c.slug for c in concepts})
     base = reverse("portal:inputs", args=[app.slug])
     return {
         "app": app,
@@ -42,6 +47,9 @@ def _explorer_context(app: App, filters: Filters, page_number) -> dict:
         "shortcuts": concepts[:9],
         "datasets": list(Dataset.objects.filter(app=app).only("id", "slug")),
         "states": STATES.items(),
+        "suggesting": version,
+        "page_suggests": any(row.suggestions for row in page.object_list),
+        "suggestion_min": explorer.SUGGESTION_MIN,
         "inputs_url": base,
         "back_url": base + filters.querystring(page=page.number),
         "prev_page_url": (
@@ -140,6 +148,34 @@ def _run_bulk(request: HttpRequest, app: App, selection: QuerySet[Input]) -> str
     return f"Deleted {n} input{pluralize(n)}"
 
 
+def _accept_suggestions(request: HttpRequest, app: App, filters: Filters) -> str:
+    """Accept the suggestions of `suggest_threshold` or more on every input matching the
+    filter, whatever is selected; returns the message for the user."""
+    version = explorer.suggesting_version(app, filters)
+    if version is None:
+        return "No trained model to take suggestions from: train a model first."
+    try:
+        threshold = float(request.POST.get("suggest_threshold", ""))
+    except ValueError:
+        threshold = -1.0
+    if not 0.0 <= threshold <= 1.0:
+        return "Nothing was labeled: the threshold must be a number from 0 to 1."
+    done = explorer.accept_suggestions(
+        version, matching_inputs(app, filters), threshold, request.user
+    )
+    source = f"{version.model.slug} v{version.number}"
+    message = (
+        f"Accepted {done.labels} suggestion{pluralize(done.labels)} of {threshold:g} or more "
+        f"from {source}: {done.inputs} input{pluralize(done.inputs)} labeled."
+    )
+    if done.not_embedded:
+        message += (
+            f" {done.not_embedded} unlabeled input{pluralize(done.not_embedded)} not embedded "
+            "yet got no suggestion; try again when embedding is done."
+        )
+    return message
+
+
 BULK_ACTIONS = {
     "label",
     "label-negative",
@@ -147,6 +183,7 @@ BULK_ACTIONS = {
     "add-to-dataset",
     "remove-from-dataset",
     "delete",
+    ACCEPT,
 }
 
 
@@ -157,7 +194,9 @@ def inputs_bulk(request: HttpRequest, app_id: str) -> HttpResponse:
     if request.POST.get("action") not in BULK_ACTIONS:
         return HttpResponseBadRequest("Unknown action.")
     ids = [pk for pk in map(as_number, request.POST.getlist("ids")) if pk is not None]
-    if request.POST.get("all") == "1":
+    if request.POST.get("action") == ACCEPT:
+        message = _accept_suggestions(request, app, filters)
+    elif request.POST.get("all") == "1":
         message = _run_bulk(request, app, matching_inputs(app, filters))
     elif len(ids) > MAX_IDS:
         return HttpResponseBadRequest("Too many IDs; select all matching the filter instead.")

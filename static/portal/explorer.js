@@ -50,6 +50,12 @@
     form.requestSubmit();
   }
 
+  // The row's most likely suggestion becomes a label, as a click on its chip would do.
+  function acceptSuggestion(row) {
+    if (!row || isSaving(row)) return;
+    row.querySelector(".chip.suggested")?.click();
+  }
+
   function updateSelectionCount() {
     const counter = document.getElementById("selection-count");
     if (!counter) return;
@@ -77,6 +83,7 @@
     const key = event.key;
     if (key === "j" || key === "k") moveFocus(key === "j" ? 1 : -1);
     else if (/^[1-9]$/.test(key)) cycleConcept(focusedRow(), key);
+    else if (key === "a") acceptSuggestion(focusedRow());
     else if (key === "x") {
       const box = focusedRow()?.querySelector(".select-row");
       if (!box) return;
