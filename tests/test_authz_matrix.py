@@ -59,6 +59,8 @@ SHAPES = {
     "<number>/export.<fmt>": "export_format",
     "<app_id>/inputs/<input_pk>": "input",
     "<app_id>/inputs/<input_id>": "input",
+    "<app_id>/quality/similar/<input_pk>": "input",
+    "<app_id>/quality/suspicious/<input_pk>": "input",
     "<app_id>/inputs/imports/<job_pk>": "import_job",
     "<app_id>/inputs/jobs/<job_id>": "import_job",
     "<app_id>/models/<model_id>": "model",
@@ -102,11 +104,24 @@ ADMIN_PREFIX = "admin/"
 
 # Form fields a page's POST may read, aimed at the objects in the URL; see `form_data`.
 ROUTE_FORMS = {
+    **{
+        f"portal:label-next-{step}": lambda w: {
+            "dataset": w.dataset.slug,
+            "input": str(w.input.pk),
+            "concepts": [w.concept.slug],
+            "retrain": "10",
+        }
+        for step in ("accept", "skip", "undo", "retrain")
+    },
     "portal:model-evaluate": lambda w: {"dataset_version": str(w.dataset_version.pk)},
+    "portal:input-similar-label": lambda w: {"action": "label"},
+    "portal:suspicious-fix": lambda w: {"change": f"{w.concept.slug}:0"},
     "portal:model-setup": lambda w: train_data(dataset_version=str(w.dataset_version.number)),
+    "portal:model-try-add": lambda w: {"dataset": w.dataset.slug, "concepts": [w.concept.slug]},
 }
 # Query strings a page needs to show something, aimed at the objects in the URL.
 ROUTE_QUERIES = {
+    "portal:label-next": lambda w: f"dataset={w.dataset.slug}",
     "portal:evaluation-selection": lambda w: f"actual={w.concept.slug}&predicted={w.concept.slug}",
     "portal:evaluations-compare": lambda w: f"ids={w.evaluation.pk}&ids={w.evaluation.pk}",
     "portal:model-setup": lambda w: f"dataset={w.dataset.slug}",
@@ -536,10 +551,15 @@ def test_ids_in_the_body_reach_only_the_users_own_objects(alice_objects, bob_obj
     cases = [
         *[("portal:inputs-bulk", {"action": action}) for action in sorted(BULK_ACTIONS)],
         ("portal:input-label", {}),
+        ("portal:input-similar-label", {"action": "label"}),
+        ("portal:suspicious-fix", {}),
+        ("portal:label-next-accept", {}),
+        ("portal:label-next-skip", {}),
         ("portal:model-evaluate", {}),
         ("portal:inputs-upload", {}),
         ("portal:inputs-upload", {"mode": "csv"}),
         ("portal:model-setup", {}),
+        ("portal:model-try-add", {}),
         ("api:api-compare", {}),
         ("api:api-evaluations", {}),
         ("api:update_labels", {}),
