@@ -2,17 +2,10 @@
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.browser.signin import sign_in
 from tests.test_compare import evaluated, more_emails, second_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, url: str) -> None:
-    page.goto(f"{url}/accounts/login/")
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_compare_two_versions_and_two_datasets(live_server, page, trained_model, screenshot):

@@ -19,7 +19,7 @@ from portal.models import (
     default_params,
     text_hash,
 )
-from tests.conftest import PASSWORD
+from tests.browser.signin import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -97,14 +97,6 @@ def trained_version(emails, embedder) -> ModelVersion:
     return version
 
 
-def sign_in(page, live_server) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server.url}/")
-
-
 def results_url(live_server, evaluation: Evaluation) -> str:
     app = evaluation.model_version.model.app
     return live_server.url + reverse("portal:evaluation", args=[app.slug, evaluation.pk])
@@ -134,7 +126,7 @@ def assert_table_at(page, evaluation: Evaluation, threshold: float) -> None:
 
 def test_the_results_page(live_server, page, trained_version, screenshot, celery_worker):
     version = trained_version
-    sign_in(page, live_server)
+    sign_in(page, live_server.url)
     evaluation = evaluating.start_evaluation(version, version.dataset_version, None)
     page.goto(results_url(live_server, evaluation))
     page.locator(".page-head").get_by_text("21300 MODEL-EVALUATED").wait_for(timeout=90_000)
@@ -263,7 +255,7 @@ def test_the_status_follows_the_job(live_server, page, untrained_version, screen
     evaluation = Evaluation.objects.create(
         model_version=version, dataset_version=version.dataset_version, kfold=True
     )
-    sign_in(page, live_server)
+    sign_in(page, live_server.url)
     page.goto(results_url(live_server, evaluation))
     status = page.locator("#evaluation-status")
     assert status.get_by_text("MODEL-QUEUED-FOR-EVALUATION").is_visible()
@@ -319,7 +311,7 @@ def test_held_out_mutually_exclusive_results(live_server, page, untrained_versio
         data=evaluating.dump_scores(evaluating.Scores(ids, Y, P)),
     )
 
-    sign_in(page, live_server)
+    sign_in(page, live_server.url)
     page.goto(results_url(live_server, evaluation))
     assert "Held-out test set" in page.locator(".evaluation-facts").inner_text()
     accuracy = metrics["summary"]["accuracy"]

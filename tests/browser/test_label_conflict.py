@@ -4,6 +4,7 @@ applies its change with a second click."""
 import pytest
 
 from portal.models import Annotation, App, Concept, Input, text_hash
+from tests.browser.signin import sign_in
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -68,11 +69,7 @@ def test_quick_keys_in_one_tab_all_apply(live_server, page, alice):
     text = "Are we still meeting for lunch tomorrow at noon?"
     item = Input.objects.create(app=app, text=text, text_hash=text_hash(text))
     Annotation.objects.create(input=item, concept=app.concepts.get(slug="ham"))
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Apps").wait_for()
+    sign_in(page, live_server.url)
     page.goto(f"{live_server.url}/apps/spam-filter/inputs/")
     row = page.locator(f"#input-{item.pk}")
     row.get_by_text(text).click()  # focuses the row for the keyboard

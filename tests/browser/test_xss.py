@@ -27,7 +27,7 @@ from portal.models import (
     PredictionJob,
     text_hash,
 )
-from tests.conftest import PASSWORD
+from tests.browser.signin import sign_in
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCRIPT = "<script>alert(1)</script>"
@@ -83,14 +83,6 @@ class Watch:
         assert self.page.evaluate(INJECTED) == NOTHING, where
         if shows is not None:
             assert shows in self.page.locator("body").inner_text(), where
-
-
-def sign_in(page, url: str) -> None:
-    page.goto(f"{url}/accounts/login/")
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{url}/")
 
 
 def evaluated(version: ModelVersion, dataset_version, label: str) -> Evaluation:
