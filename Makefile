@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run test lint format bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,13 @@ run: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The report says how long a run took; the quick one (smaller data, fewer runs) aims at
+# under 3 minutes.
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-quick: setup
+	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -34,9 +34,9 @@ class Embeddings:
     """Embeddings of texts, each computed once per run."""
 
     def __init__(self) -> None:
-        from classifier.embedders import get_embedder
+        from classifier.embedders import BUNDLED_MODEL, get_embedder
 
-        self.embedder = get_embedder()
+        self.embedder = get_embedder(BUNDLED_MODEL)
         self.known: dict[str, np.ndarray] = {}
 
     def __call__(self, texts: list[str]) -> np.ndarray:

@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench.common import REPORT
 
@@ -45,8 +46,10 @@ def ours_vs_raw(
     ours: Sequence[float],
     raw: Sequence[float],
     unit: str,
+    log: bool = False,
 ) -> str:
-    """Paired bars, ours beside the raw library, one pair per label."""
+    """Paired bars, ours beside the raw library, one pair per label; `log` for figures
+    that differ by orders of magnitude."""
     fig, ax = figure(title)
     positions = range(len(labels))
     width = 0.38
@@ -54,5 +57,38 @@ def ours_vs_raw(
     ax.bar([p + width / 2 for p in positions], raw, width, label="raw library", color=RAW)
     ax.set_xticks(list(positions), labels, fontsize=9)
     ax.set_ylabel(unit)
+    if log:  # bar heights are hard to compare on a log scale: print each value on its bar
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        for bars in ax.containers:
+            ax.bar_label(bars, fmt="%.3g", fontsize=8)
     ax.legend(frameon=False, fontsize=9)
+    return save(fig, name)
+
+
+def relative(name: str, title: str, labels: Sequence[str], ratios: Sequence[float]) -> str:
+    """Our time as a multiple of the raw library's, one bar per figure; a line at 1."""
+    fig, ax = figure(title)
+    ax.barh(list(labels), ratios, color=OURS)
+    ax.axvline(1, color=RAW, linestyle="--", linewidth=1)
+    ax.invert_yaxis()
+    ax.set_xlabel("ours / raw library (time; 1 = as fast as raw)")
+    for y, ratio in enumerate(ratios):
+        ax.annotate(
+            f"{ratio:.1f}×",
+            (ratio, y),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
+    return save(fig, name)
+
+
+def bars(name: str, title: str, labels: Sequence[str], values: Sequence[float], unit: str) -> str:
+    """One bar per label, for figures with no raw counterpart."""
+    fig, ax = figure(title)
+    ax.bar(list(labels), values, color=OURS)
+    ax.set_ylabel(unit)
     return save(fig, name)

@@ -65,14 +65,36 @@ def measure(run: Callable[[], object], runs: int, before: Callable[[], object] =
     return Stats(statistics.median(times), min(times), max(times), runs)
 
 
+LIBRARIES = ("torch", "sentence-transformers", "scikit-learn", "onnxruntime", "Django", "celery")
+
+
 def machine() -> str:
+    """CPU, cores, memory, Python and the versions of the libraries the figures depend on."""
+    from importlib import metadata
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
             cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+    memory = ""
+    try:
+        with open("/proc/meminfo") as info:
+            kib = next(int(line.split()[1]) for line in info if line.startswith("MemTotal:"))
+        memory = f"{kib / 1024**2:.1f} GiB RAM, "
+    except (OSError, StopIteration):
+        pass
+    versions = []
+    for name in LIBRARIES:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} not installed")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory}{platform.system()}; "
+        f"Python {platform.python_version()}, {', '.join(versions)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -85,3 +107,22 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.ours.median / self.raw.median
+
+
+def seconds(value: float) -> str:
+    if value < 0.01:
+        return f"{value * 1000:.1f} ms"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def table(results: list[Result]) -> list[str]:
+    """A Markdown table of results, ours beside the raw library's."""
+    lines = [
+        "| figure | ours: median (min–max) | raw library: median (min–max) | ours / raw | note |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        ours = f"{seconds(r.ours.median)} ({seconds(r.ours.low)}–{seconds(r.ours.high)})"
+        raw = f"{seconds(r.raw.median)} ({seconds(r.raw.low)}–{seconds(r.raw.high)})"
+        lines.append(f"| {r.name} | {ours} | {raw} | {r.ratio:.2f}× | {r.note} |")
+    return lines

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import io
 
+from bench import charts
 from bench.common import Result, measure, sentences
 
 PAGE_SQL = """
@@ -161,3 +162,14 @@ def run(quick: bool) -> list[Result]:
 
     app = App.objects.get(slug="bench")
     return results + explorer(app, runs) + version(app, runs)
+
+
+def chart(results: list[Result]) -> str:
+    """Import, explorer page and new version: each as a multiple of the raw library."""
+    size = results[0].name.split(", ")[1].split()[0]
+    return charts.relative(
+        "inputs",
+        f"Inputs, {size} rows: our time / raw library's",
+        ["CSV import", "Explorer page", "New version"],
+        [r.ratio for r in results],
+    )

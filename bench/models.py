@@ -17,6 +17,7 @@ from unittest import mock
 
 import numpy as np
 
+from bench import charts
 from bench.common import ROOT, Result, Stats, measure, sentences
 from classifier.embedders import DEFAULT_MODEL
 from classifier.hybrid import head_proba
@@ -112,7 +113,8 @@ def raw_encode(texts: list[str]) -> np.ndarray:
     """`SentenceTransformer.encode` with default settings (no progress bar), our weights."""
     from classifier import embedders
 
-    return embedders.get_embedder()._model.encode(texts, show_progress_bar=False)
+    model = embedders.get_embedder(embedders.BUNDLED_MODEL)._model
+    return model.encode(texts, show_progress_bar=False)
 
 
 def cached(texts: list[str]) -> np.ndarray:
@@ -194,7 +196,7 @@ def upload_throughput(quick: bool) -> Result:
     from portal.embedding import BATCH
 
     # More runs than elsewhere: encoding is what other work on a shared machine slows most.
-    size, runs = (500, 2) if quick else (2_000, 5)
+    size, runs = (250, 2) if quick else (2_000, 5)
     raw_encode(sentences(128, seed=3))  # load and warm up the model
     # Fresh texts in every run: the cache would make a second upload of the same texts free.
     ours_left = [[f"run {n}: {t}" for t in sentences(size)] for n in range(runs)]
@@ -242,31 +244,37 @@ def raw_fits(X: np.ndarray, spam: np.ndarray, w: np.ndarray, cv: bool) -> None:
 def training_times(quick: bool, queue: bool) -> list[Result]:
     from classifier import enrich
 
-    runs, size = (2, 500) if quick else (3, 2_000)
+    # Quick mode: 200 cached inputs instead of 2,000 and 20,000.
+    runs, sizes = (2, (200,)) if quick else (3, (2_000, 20_000))
     small = new_app("bench-train-10")
     embed_ids(add_texts(small, SPAM + HAM, ["spam"] * 5 + ["ham"] * 5))
     small_model = labeled_model(small)
-    large = new_app("bench-train-large")
-    # Word salad, spam when it holds one of three words: learnable, as real labels are.
-    texts = sentences(size, seed=11)
-    labels = ["spam" if {"prize", "winner", "claim"} & set(t.split()) else "ham" for t in texts]
-    embed_ids(add_texts(large, texts, labels))
-    large_model = labeled_model(large)
 
     # The first training ever embeds the Enrich corpus into the cache; later ones read it.
+    # Quick mode leaves that figure out (the encoding of 1,182 texts twice takes longest).
     texts = enrich.background_texts()
-    first = Result(
-        f"First-ever training, 10 inputs (embeds the {len(texts):,} Enrich texts)",
-        measure(lambda: click_to_trained(small_model, queue), 1),
-        measure(lambda: raw_encode(texts), 1),
-        "one run: the first training on a new install; raw: encode() of the Enrich texts alone",
-    )
+    results = []
+    if not quick:
+        first = Result(
+            f"First-ever training, 10 inputs (embeds the {len(texts):,} Enrich texts)",
+            measure(lambda: click_to_trained(small_model, queue), 1),
+            measure(lambda: raw_encode(texts), 1),
+            "one run: the first training on a new install; raw: encode() of the Enrich texts alone",
+        )
+        results.append(first)
     background = cached(texts)
-    return [
-        first,
-        timed_training("10 inputs (5 spam, 5 ham)", small_model, queue, runs, background),
-        timed_training(f"{size:,} cached inputs", large_model, queue, runs, background),
-    ]
+    results.append(
+        timed_training("10 inputs (5 spam, 5 ham)", small_model, queue, runs, background)
+    )
+    for size in sizes:
+        large = new_app(f"bench-train-{size}")
+        # Word salad, spam when it holds one of three words: learnable, as real labels are.
+        texts = sentences(size, seed=11)
+        labels = ["spam" if {"prize", "winner", "claim"} & set(t.split()) else "ham" for t in texts]
+        embed_ids(add_texts(large, texts, labels))
+        model = labeled_model(large)
+        results.append(timed_training(f"{size:,} cached inputs", model, queue, runs, background))
+    return results
 
 
 def timed_training(name: str, model, queue: bool, runs: int, background: np.ndarray) -> Result:
@@ -281,11 +289,17 @@ def timed_training(name: str, model, queue: bool, runs: int, background: np.ndar
     last = trained[-1]
     fitted = statistics.median(v.fit_seconds for v in trained)
     reads = statistics.median(v.embed_seconds for v in trained)
-    if last.dataset_version.input_count <= 10:
-        budget, target = 2.0, "≤ 2 s"
-    else:
+    size = last.dataset_version.input_count
+    if size <= 10:
+        target = f"Target ≤ 2 s: {met(ours.median <= 2.0)}"
+    elif size == 2_000:
         budget = min(3.0, 3 * fit + 0.5)
-        target = f"≤ 3 s and ≤ 3× plain fit + 0.5 s = {3 * fit + 0.5:.2f} s"
+        target = (
+            f"Target ≤ 3 s and ≤ 3× plain fit + 0.5 s = {3 * fit + 0.5:.2f} s: "
+            f"{met(ours.median <= budget)}"
+        )
+    else:
+        target = "No target at this size"
     return Result(
         f"Click to trained, {name}",
         ours,
@@ -293,9 +307,35 @@ def timed_training(name: str, model, queue: bool, runs: int, background: np.ndar
         f"raw: LogisticRegressionCV(Cs={C_GRID}, cv=5, log loss) per concept on the same rows "
         f"(+ {len(background):,} background negatives); plain LogisticRegression() fit "
         f"{fit:.3f} s (ours = {ours.median / fit:.1f}×). Ours (medians): fit {fitted:.2f} s, "
-        f"cache reads {reads:.2f} s, C = {head_of(last).chosen_C_:g}. "
-        f"Target {target}: {met(ours.median <= budget)}",
+        f"cache reads {reads:.2f} s, C = {head_of(last).chosen_C_:g}. {target}",
     )
+
+
+def charts_lines(results: list[Result]) -> list[str]:
+    """Embedding throughput and click-to-trained times, ours beside the raw library."""
+    upload = results[0]
+    trainings = [r for r in results if r.name.startswith("Click to trained")]
+    size = int(upload.name.rsplit(", ", 1)[1].split()[0].replace(",", ""))
+    return [
+        charts.ours_vs_raw(
+            "models-upload",
+            "Upload → embedded: texts/s",
+            [f"{size:,} texts"],
+            [size / upload.ours.median],
+            [size / upload.raw.median],
+            "texts/s",
+        ),
+        "",
+        charts.ours_vs_raw(
+            "models-training",
+            "Click to trained (raw: LogisticRegressionCV)",
+            [r.name.removeprefix("Click to trained, ").split(" (")[0] for r in trainings],
+            [r.ours.median for r in trainings],
+            [r.raw.median for r in trainings],
+            "seconds (log scale)",
+            log=True,
+        ),
+    ]
 
 
 def head_of(version):

@@ -1,41 +1,53 @@
 """Run the benchmarks and rewrite docs/BENCHMARKS.md.
 
-python -m bench.run [--quick] [--only inputs|models|predictions|evaluations|accuracy|load]
-    [--database-url URL] [--broker-url URL] [--seconds N]
+python -m bench.run [--quick] [--only SECTION] [--database-url URL] [--broker-url URL]
+    [--seconds N] [--report PATH]
 
-With --only, that section of the report is replaced and the others are kept.
+With --only, that section of the report is replaced and the others are kept. --quick
+(`make bench-quick`) uses smaller data and fewer runs and leaves out the sections in
+NOT_QUICK, for a check in a few minutes; the report says so. --report writes elsewhere
+(charts go to bench/ beside it), to try a run without touching docs/.
 """
 
 import argparse
 import datetime
+import importlib
 import itertools
 import os
 import secrets
 import sys
+import time
+import traceback
+from pathlib import Path
 
-from bench.common import REPORT, Result, machine, setup_django
+from bench import charts
+from bench.common import REPORT, machine, setup_django, table
 
-SECTIONS = ["inputs", "models", "predictions", "evaluations", "accuracy", "load"]
+# Sections whose module writes its whole part of the report: `run(quick)` gives the
+# Markdown lines, starting with the section's own "## " heading.
+MODULES = {
+    "embedders": "bench.embedders",
+    "scale": "bench.scale",
+    "active": "bench.active",
+    "similar": "bench.similar",
+}
+SECTIONS = [
+    "inputs",
+    "models",
+    "evaluations",
+    "accuracy",
+    "predictions",
+    "memory",
+    "load",
+    *MODULES,
+]
+# Quick mode leaves out what takes minutes whatever the size: the accuracy tables (many
+# trainings on the public sets) and the load run (16 users' apps to set up first).
+NOT_QUICK = ("evaluations", "accuracy", "load")
 
 # Jobs the benchmarks queue (embedding after an upload, training) are run in-process; their
 # messages go to a Redis database of their own, emptied at the end, never to the real queue.
 BENCH_BROKER = "redis://127.0.0.1:6379/15"
-
-
-def seconds(value: float) -> str:
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def table(results: list[Result]) -> list[str]:
-    lines = [
-        "| figure | ours: median (min–max) | raw library: median (min–max) | ours / raw | note |",
-        "|---|---|---|---|---|",
-    ]
-    for r in results:
-        ours = f"{seconds(r.ours.median)} ({seconds(r.ours.low)}–{seconds(r.ours.high)})"
-        raw = f"{seconds(r.raw.median)} ({seconds(r.raw.low)}–{seconds(r.raw.high)})"
-        lines.append(f"| {r.name} | {ours} | {raw} | {r.ratio:.2f}× | {r.note} |")
-    return lines
 
 
 def load_average() -> str:
@@ -66,6 +78,66 @@ def replace_section(lines: list[str], section: list[str]) -> list[str]:
     return [*lines, *([""] if lines and lines[-1] else []), *section]
 
 
+def module_section(name: str, module: str, quick: bool, alone: bool) -> list[str]:
+    """The section a module writes. If it is missing or fails in a run of all sections, a
+    section that says so, so that one broken section never costs the others their figures;
+    run alone, the error stops the run and the report is left as it was."""
+    try:
+        return importlib.import_module(module).run(quick)
+    except Exception as error:  # any failure is reported and the run goes on
+        if alone:
+            raise
+        traceback.print_exc()
+        return [
+            f"## {name.capitalize()}",
+            "",
+            f"Not measured: `{module}` failed ({type(error).__name__}: {error}).",
+        ]
+
+
+def section(name: str, quick: bool, seconds: float | None, alone: bool) -> list[str]:
+    """The report's lines for one section, starting with its "## " heading."""
+    from bench import accuracy, evaluations, inputs, load, memory, models, predict
+
+    if name == "inputs":
+        results = inputs.run(quick)
+        return ["## Inputs", "", *table(results), "", inputs.chart(results), ""]
+    if name == "models":
+        results = models.run(quick)
+        lines = ["## Models", "", *table(results), ""]
+        lines += [*models.charts_lines(results), "", "### Accuracy", ""]
+        if quick:
+            return [*lines, "_Not measured in quick mode._", ""]
+        return [*lines, *models.accuracy(), ""]
+    if name == "evaluations":
+        return ["## Evaluations", "", *evaluations.accuracy(), ""]
+    if name == "accuracy":
+        return ["## Accuracy: hybrid and Auto heads", "", *accuracy.run(quick), ""]
+    if name == "predictions":
+        results, load_rows, chart_lines = predict.run(quick)
+        return [
+            "## Predictions",
+            "",
+            *table(results),
+            "",
+            "Predict API under load: one sentence per request, gunicorn with 2 sync worker",
+            "processes (as the Dockerfile, which runs 3) and production settings (DEBUG off);",
+            "an API token; the clients (threads of one Python process) share the 2 cores.",
+            "",
+            "| clients | duration | requests | errors | requests/s | p50 | p99 |",
+            "|---|---|---|---|---|---|---|",
+            *load_rows,
+            "",
+            *chart_lines,
+            "",
+        ]
+    if name == "memory":
+        return memory.run(quick)
+    if name == "load":
+        return load.run(seconds or (15 if quick else 60))
+    return [*module_section(name, MODULES[name], quick, alone), ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer runs")
@@ -81,78 +153,78 @@ def main() -> None:
     parser.add_argument(
         "--seconds", type=float, help="length of the load run (default: 60, quick: 15)"
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=REPORT,
+        help=f"where to write the report; its charts go to bench/ beside it (default: {REPORT})",
+    )
     args = parser.parse_args()
     os.environ["REDIS_URL"] = args.broker_url
     # The web server runs with production settings, which refuse the development key;
     # the sessions the benchmarks create must be signed with the server's key.
     os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+    charts.CHARTS = args.report.parent / "bench"
     load_before = load_average()
+    started = time.monotonic()
     setup_django(args.database_url)
 
     from django.db import connection
 
-    from bench import accuracy, evaluations, inputs, load, models, predict
-
+    if args.only:
+        names = [args.only]
+    else:
+        names = [n for n in SECTIONS if not (args.quick and n in NOT_QUICK)]
     sections = []
     try:
-        if args.only in (None, "inputs"):
-            sections += ["## Inputs", "", *table(inputs.run(args.quick)), ""]
-        if args.only in (None, "models"):
-            results = models.run(args.quick)
-            sections += ["## Models", "", *table(results), "", "### Accuracy", ""]
-            sections += [*models.accuracy(), ""]
-        if args.only in (None, "evaluations"):
-            sections += ["## Evaluations", "", *evaluations.accuracy(), ""]
-        if args.only in (None, "accuracy"):
-            sections += ["## Accuracy: hybrid and Auto heads", "", *accuracy.run(args.quick), ""]
-        if args.only in (None, "predictions"):
-            results, load_rows = predict.run(args.quick)
-            sections += [
-                "## Predictions",
-                "",
-                *table(results),
-                "",
-                "Predict API under load: one sentence per request, gunicorn with 2 sync worker",
-                "processes (as the Dockerfile, which runs 3) and production settings (DEBUG off);",
-                "an API token; the clients (threads of one Python process) share the 2 cores.",
-                "",
-                "| clients | duration | requests | errors | requests/s | p50 | p99 |",
-                "|---|---|---|---|---|---|---|",
-                *load_rows,
-                "",
-            ]
-        if args.only in (None, "load"):
-            sections += load.run(args.seconds or (15 if args.quick else 60))
+        for name in names:
+            began = time.monotonic()
+            sections += section(name, args.quick, args.seconds, alone=bool(args.only))
+            sys.stderr.write(f"bench: {name} took {time.monotonic() - began:.0f} s\n")
     finally:
         queue = queue_note(args.broker_url)
     mode = "quick" if args.quick else "full"
     load_after = load_average()
+    took = f"{(time.monotonic() - started) / 60:.1f} min"
+    skipped = [n for n in SECTIONS if n not in names]
     report = [
         "# Benchmarks",
         "",
         "Written by `make bench` (`python -m bench.run`); do not edit by hand.",
         "",
-        f"- Run: {datetime.date.today()}, {mode} mode, database {connection.vendor}",
+        f"- Run: {datetime.date.today()}, {mode} mode, database {connection.vendor}, {took}",
         f"- Machine: {machine()}",
         f"- Load average (1, 5, 15 min): {load_before} before, {load_after} after; a load above",
         "  the number of cores means other work shared the machine and slowed every figure",
         f"- Job queue: {queue}",
         "- Each figure is the median of several runs, with min–max; the raw library does",
         "  the same work in the same run.",
+        *(
+            [
+                "- Quick mode: smaller data and fewer runs (each figure's name gives its size);",
+                f"  not run: {', '.join(skipped)}, and in Models the first-ever training and the",
+                "  accuracy table (`make bench` runs them)",
+            ]
+            if args.quick
+            else []
+        ),
         "",
         *sections,
     ]
-    if args.only and REPORT.exists():
+    if args.only and args.report.exists():
         note = (
-            f"Run alone on {datetime.date.today()} ({mode} mode, database {connection.vendor});"
-            f" load average (1, 5, 15 min) {load_before} before, {load_after} after."
+            f"Run alone on {datetime.date.today()} ({mode} mode, database {connection.vendor},"
+            f" {took}); load average (1, 5, 15 min) {load_before} before, {load_after} after."
         )
         report = replace_section(
-            REPORT.read_text().splitlines(), [*sections[:2], note, "", *sections[2:]]
+            args.report.read_text().splitlines(), [*sections[:2], note, "", *sections[2:]]
         )
-    REPORT.parent.mkdir(exist_ok=True)
-    REPORT.write_text("\n".join(report))
+        # The same machine; its description gains what newer versions of this script say.
+        report = [f"- Machine: {machine()}" if m.startswith("- Machine: ") else m for m in report]
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text("\n".join(report))
     sys.stdout.write("\n".join(report) + "\n")
+    sys.stderr.write(f"bench: {took} in all; report written to {args.report}\n")
 
 
 if __name__ == "__main__":
