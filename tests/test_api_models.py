@@ -6,6 +6,7 @@ from django.test import Client
 
 from portal import evaluating, training
 from portal.models import (
+    DEFAULT_BASE_MODEL,
     ApiToken,
     App,
     Dataset,
@@ -289,7 +290,7 @@ def test_params_are_merged_key_by_key(api, spam_model):
         "dataset_version_id": "1",
         "concepts": ["spam"],
         "train_params": {
-            "base_embed_model": "all-MiniLM-L6-v2",
+            "base_embed_model": DEFAULT_BASE_MODEL,
             "enrich_dataset": "Disabled",
             "C": 2.0,
             "class_weight": "balanced",

@@ -148,8 +148,9 @@ def test_the_page_takes_a_constant_number_of_queries(
     labels.label_inputs(Input.objects.filter(pk__in=[i.pk for i in items[::3]]), ham, 0, alice)
     train.inputs.add(*items)
     Dataset.objects.create(app=app, slug="test").inputs.add(*items[:30])
-    # session, user, app, count, page, labels, datasets, concepts, dataset list, app menu
-    with django_assert_max_num_queries(10):
+    # session, user, app, count, page, labels, datasets, concepts, dataset list, app menu,
+    # the latest trained model (for suggestions)
+    with django_assert_max_num_queries(11):
         response = alice_client.get(URL)
     assert len(row_ids(response)) == 50
 

@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from portal import versions
 from portal.celery import app as celery_app
 from portal.models import (
+    DEFAULT_BASE_MODEL,
     Annotation,
     App,
     Concept,
@@ -55,7 +56,7 @@ def train_data(**overrides) -> dict:
     data = {
         "dataset": "emails",
         "dataset_version": "2",
-        "base_embed_model": "all-MiniLM-L6-v2",
+        "base_embed_model": DEFAULT_BASE_MODEL,
         "concepts": ["ham", "spam"],
         "enrich_dataset": "Automatic",
         "min_value": "0",
