@@ -408,7 +408,7 @@ def test_train_model_saves_the_params_and_queues_a_version(
         "dataset_version_id": "2",
         "concepts": ["spam", "ham"],
         "train_params": {
-            "base_embed_model": "all-MiniLM-L6-v2",
+            "base_embed_model": DEFAULT_BASE_MODEL,
             "enrich_dataset": "Disabled",
             "C": 2.5,
             "class_weight": "balanced",
