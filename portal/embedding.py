@@ -31,6 +31,16 @@ def cached(base_model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
     return found
 
 
+def cached_hashes(base_model: str, hashes: Sequence[str]) -> set[str]:
+    """Those of `hashes` whose embedding is cached (without reading the vectors)."""
+    unique = list(dict.fromkeys(hashes))
+    found: set[str] = set()
+    for start in range(0, len(unique), LOOKUP_BATCH):
+        batch = unique[start : start + LOOKUP_BATCH]
+        found.update(_stored(base_model, batch).values_list("text_hash", flat=True))
+    return found
+
+
 def vectors(
     base_model: str,
     texts: Sequence[str],

@@ -26,13 +26,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from classifier.active import most_uncertain
-from portal import labels, suggesting, training, versions
+from portal import embedding, labels, suggesting, training, versions
 from portal.models import (
     Annotation,
     Concept,
     Dataset,
     DatasetVersion,
-    Embedding,
     Input,
     ModelVersion,
     TrainableModel,
@@ -102,15 +101,9 @@ def _card(version: ModelVersion, item: Input, probabilities, uncertain: bool) ->
 def _embedded_first(version: ModelVersion, sample: list[Input]) -> list[Input]:
     """The inputs of `sample` whose embeddings are cached, topped up to `EMBED_NOW` with
     others (embedded during this request)."""
-    base_model = suggesting.base_model(version)
-    hashes = [item.text_hash for item in sample]
-    cached: set[str] = set()
-    for start in range(0, len(hashes), BATCH):
-        cached.update(
-            Embedding.objects.filter(
-                base_model=base_model, text_hash__in=hashes[start : start + BATCH]
-            ).values_list("text_hash", flat=True)
-        )
+    cached = embedding.cached_hashes(
+        suggesting.base_model(version), [item.text_hash for item in sample]
+    )
     ready = [item for item in sample if item.text_hash in cached]
     waiting = [item for item in sample if item.text_hash not in cached]
     return ready + waiting[: max(EMBED_NOW - len(ready), 0)]
