@@ -165,8 +165,9 @@ def embed_step(app, size: int) -> tuple[Step, float]:
     note = (
         f"{rate:,.0f} texts/s in one process: {size:,} inputs in {-(-size // embedding.BATCH)}"
         f" tasks of {embedding.BATCH}, then the {len(enrich.background_texts()):,} Enrich"
-        f" texts, {embedded:,} in all; raw: {raw_rate:,.0f} texts/s on {len(sample):,} of the"
-        f" inputs, time scaled to {embedded:,} texts, memory for the {len(sample):,}"
+        f" texts, {embedded:,} in all; raw (PyTorch): {raw_rate:,.0f} texts/s on"
+        f" {len(sample):,} of the inputs, time scaled to {embedded:,} texts, memory for the"
+        f" {len(sample):,}"
     )
     step = Step(
         "Embed (background jobs)",
@@ -364,11 +365,12 @@ def table(steps: list[Step]) -> list[str]:
 
 
 def run(quick: bool) -> list[str]:
-    import torch
+    import os
 
     from classifier import embedders
 
     size = QUICK_SIZE if quick else FULL_SIZE
+    cores = f"{os.cpu_count()} cores"
     texts = sentences(size, seed=11)
     data = make_csv(texts)
     baseline = rss_mb()
@@ -390,9 +392,9 @@ def run(quick: bool) -> list[str]:
         "",
         f"{'Quick mode: ' if quick else ''}{size:,} synthetic sentences (`bench.common.sentences`),"
         f" each labeled with one of 3 concepts ({counts}), uploaded as one CSV file into one"
-        " dataset and taken through every step in one process (SQLite; PyTorch with"
-        f" {torch.get_num_threads()} threads). Memory: peak RSS increase of the process during"
-        " the step (reset before each step), which counts NumPy and PyTorch memory too."
+        f" dataset and taken through every step in one process (SQLite; base model {app.base_model}"
+        f" on {cores}). Memory: peak RSS increase of the process during the step (reset"
+        " before each step), which counts NumPy and ONNX Runtime memory too."
         + (" The full mode (100,000 inputs) was not run for these figures." if quick else ""),
         "",
         *table(steps),
@@ -401,7 +403,7 @@ def run(quick: bool) -> list[str]:
         "",
         "For sizing (see [SCALING.md](SCALING.md)):",
         "",
-        f"- One process embeds **{rate:,.0f} texts/s** ({torch.get_num_threads()} threads).",
+        f"- One process embeds **{rate:,.0f} texts/s** ({cores}).",
         f"- Training with the default settings on {size:,} inputs takes"
         f" {seconds(trained_step.seconds)}, evaluating it {seconds(steps[4].seconds)}.",
         f"- Loading the embedding model adds {model_mb:,.0f} MB to a process's RSS; the"

@@ -283,7 +283,7 @@ class ConceptHead(BaseEstimator):
             log.append(f"skipped {(~used).sum()} inputs with no positive concept")
         if self._background() is not None:
             log.append("Enrich: background texts not used (softmax has no 'none of these' class)")
-        problem = _Problem("all concepts", X[used], y, len(self.concepts), None)
+        problem = _Problem("all concepts", X, np.flatnonzero(used), y, len(self.concepts), None)
         return [problem], log
 
     def _one_vs_rest_problems(
@@ -317,7 +317,11 @@ class ConceptHead(BaseEstimator):
         problems = []
         for concept, (positive, negative) in zip(self.concepts, masks, strict=True):
             rows = positive | negative
-            problems.append(_Problem(concept, X[rows], positive[rows].astype(int), 2, background))
+            problems.append(
+                _Problem(
+                    concept, X, np.flatnonzero(rows), positive[rows].astype(int), 2, background
+                )
+            )
             log.append(f"{concept!r}: {positive.sum()} positive, {negative.sum()} negative")
         return problems, log
 
@@ -359,10 +363,15 @@ class ConceptHead(BaseEstimator):
 
 @dataclass
 class _Problem:
-    """One logistic regression to fit: labeled rows, their class, optional background."""
+    """One logistic regression to fit: labeled rows, their class, optional background.
+
+    Every concept's problem shares the one matrix ``X`` of all the inputs and names its own
+    rows in `index`, so that only the training set being fitted is ever copied.
+    """
 
     name: str
     X: np.ndarray | sparse.csr_matrix
+    index: np.ndarray  # the rows of X this problem labels, in the order of y
     y: np.ndarray  # class index of each labeled row
     n_classes: int
     background: np.ndarray | sparse.csr_matrix | None  # extra rows of class 0
@@ -370,14 +379,18 @@ class _Problem:
     def training_set(
         self, rows: np.ndarray, balanced: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X, y = self.X[rows], self.y[rows]
+        picked, y = self.index[rows], self.y[rows]
         w = np.ones(len(y))
-        if self.background is not None:
+        if self.background is None:
+            X = self.X[picked]
+        else:
             m = self.background.shape[0]
-            if sparse.issparse(X):
-                X = sparse.vstack([X, self.background], format="csr")
+            if sparse.issparse(self.X):
+                X = sparse.vstack([self.X[picked], self.background], format="csr")
             else:
-                X = np.vstack([X, self.background])
+                X = np.empty((len(picked) + m, self.X.shape[1]))
+                np.take(self.X, picked, axis=0, out=X[: len(picked)])
+                X[len(picked) :] = self.background
             y = np.concatenate([y, np.zeros(m, dtype=y.dtype)])
             w = np.concatenate([w, np.full(m, min(1.0, BACKGROUND_SHARE * len(rows) / m))])
         if balanced:
@@ -420,7 +433,9 @@ class _Problem:
             background = background[picked]
         if len(rows) == len(self.y) and background is self.background:
             return self
-        return _Problem(self.name, self.X[rows], self.y[rows], self.n_classes, background)
+        return _Problem(
+            self.name, self.X, self.index[rows], self.y[rows], self.n_classes, background
+        )
 
     def cv_losses(
         self, Cs: Sequence[float], balanced: bool, random_state: int, n_folds: int = N_FOLDS
@@ -430,11 +445,11 @@ class _Problem:
             return sample.cv_losses(Cs, balanced, random_state, CV_FOLDS_SAMPLED)
         folds = StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
         losses = np.zeros((n_folds, len(Cs)))
-        for k, (train, test) in enumerate(folds.split(self.X, self.y)):
+        for k, (train, test) in enumerate(folds.split(self.index, self.y)):
             y_test = self.y[test]
             weights = _balanced(np.ones(len(test)), y_test, self.n_classes) if balanced else None
             for i, (coef, intercept) in enumerate(self.fit(train, balanced, Cs)):
-                p = softmax(np.asarray(self.X[test] @ coef.T) + intercept, axis=1)
+                p = softmax(np.asarray(self.X[self.index[test]] @ coef.T) + intercept, axis=1)
                 losses[k, i] = log_loss(
                     y_test, p, sample_weight=weights, labels=np.arange(self.n_classes)
                 )
