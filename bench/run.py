@@ -222,7 +222,7 @@ def main() -> None:
         # The same machine; its description gains what newer versions of this script say.
         report = [f"- Machine: {machine()}" if m.startswith("- Machine: ") else m for m in report]
     args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text("\n".join(report) + "\n")
+    args.report.write_text("\n".join(report).rstrip("\n") + "\n")
     sys.stdout.write("\n".join(report) + "\n")
     sys.stderr.write(f"bench: {took} in all; report written to {args.report}\n")
 
