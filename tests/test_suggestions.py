@@ -128,6 +128,20 @@ def test_a_suggestion_accepted_after_a_change_elsewhere_is_refused(owner_client,
     )
     assert "Changed elsewhere" in response.content.decode()
     assert labels_of(spammy) == {}
+    assert suggested(response.content.decode(), spammy.pk) == ["spam"]  # still one click away
+
+
+def test_a_row_whose_last_label_is_removed_shows_suggestions_again(owner_client, trained_model):
+    spammy = add_inputs(trained_model.app, SPAMMY[:1])[0]
+    url = f"{URL}{spammy.pk}/label/"
+    owner_client.post(url, {"concept": "spam", "value": "1", "revision": "0"}, headers=HTMX)
+
+    response = owner_client.post(
+        url, {"concept": "spam", "value": "none", "revision": "1", "next": URL}, headers=HTMX
+    )
+
+    assert labels_of(spammy) == {}
+    assert suggested(response.content.decode(), spammy.pk) == ["spam"]
 
 
 def test_accept_all_labels_every_matching_input_not_only_the_page(

@@ -1,9 +1,11 @@
 """The inputs explorer: filter, page through, select and label an app's inputs."""
 
+from urllib.parse import urlsplit
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
@@ -15,7 +17,7 @@ from portal import explorer, labels
 from portal.access import get_app, get_concept, get_dataset, get_input
 from portal.explorer import PAGE_SIZE, STATES, Filters, matching_inputs, with_row_data
 from portal.ids import as_number
-from portal.models import Annotation, App, Concept, Dataset, Input
+from portal.models import Annotation, App, Concept, Dataset, Input, ModelVersion
 
 CONFLICT = (
     "Changed elsewhere since you opened it (in another tab or over the API): nothing was "
@@ -105,16 +107,31 @@ def input_label(request: HttpRequest, app_id: str, input_pk: int) -> HttpRespons
         return redirect(f"{_back(request, app)}#input-{item.pk}")
     current = with_row_data(Input.objects.filter(pk=item.pk)).get()
     labeled = {label.concept_id for label in current.annotations.all()}
+    back = _back(request, app)
     context = {
         "app": app,
         "input": current,
+        "suggesting": None if labeled else _suggest_for_row(app, current, back),
         "saved": saved,
         "conflict": "" if saved else CONFLICT,
         # A refused "+ concept" stays typed in, so that one click applies it.
         "retry": concept.slug if not saved and value == "1" and concept.pk not in labeled else "",
-        "back_url": _back(request, app),
+        "back_url": back,
     }
     return render(request, "portal/_input_row.html", context)
+
+
+def _suggest_for_row(app: App, row: Input, back: str) -> ModelVersion | None:
+    """Give a re-rendered unlabeled row the suggestions the explorer page `back` shows on it,
+    so that it keeps its chips when a click on one was refused; the version they are from."""
+    try:
+        filters = Filters.from_data(app, QueryDict(urlsplit(back).query))
+    except Http404:
+        filters = Filters()
+    version = explorer.suggesting_version(app, filters)
+    slugs = set(Concept.objects.filter(app=app).values_list("slug", flat=True))
+    explorer.add_suggestions(version, [row], slugs)
+    return version
 
 
 def _run_bulk(request: HttpRequest, app: App, selection: QuerySet[Input]) -> str:
