@@ -189,6 +189,18 @@ def test_undo_takes_back_the_last_accept(alice_client, with_model):
     assert "Nothing to undo." in response.content.decode()
 
 
+def test_undo_without_javascript_shows_what_the_person_had_chosen(alice_client, with_model):
+    page = alice_client.get(URL)
+    item, suggested = shown(page), checked(page)
+    choice = "ham" if "spam" in suggested else "spam"  # not what the model suggests
+    alice_client.post(ACCEPT, form(item, choice), follow=True)
+    response = alice_client.post(UNDO, {"dataset": "emails"}, follow=True)
+    assert "Undone." in response.content.decode()
+    assert labels_of(item) == {}
+    assert shown(response) == item
+    assert checked(response) == {choice} != suggested
+
+
 def test_undo_takes_back_the_last_skip(alice_client, emails):
     item = shown(alice_client.get(URL))
     alice_client.post(SKIP, form(item), headers=HTMX)

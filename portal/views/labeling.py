@@ -111,12 +111,15 @@ def label_next(request: HttpRequest, app_id: str) -> HttpResponse:
     datasets = list(Dataset.objects.filter(app=app).only("id", "app_id", "slug"))
     slug = request.GET.get("dataset", "")
     dataset = get_dataset(app, slug) if slug else (datasets[0] if datasets else None)
-    show = None
+    show = chosen = None
     wanted = as_number(request.GET.get("input", ""))
     if dataset is not None and wanted is not None:
         # Only an unlabeled input of the dataset can be shown; anything else is picked.
         show = labeling.unlabeled(dataset).filter(pk=wanted).first()
-    context = _context(request, app, dataset, show=show)
+    if show is not None and "chosen" in request.GET:  # an undone accept, without JavaScript
+        numbers = (as_number(n) for n in request.GET["chosen"].split(","))
+        chosen = [n for n in numbers if n is not None]
+    context = _context(request, app, dataset, show=show, chosen=chosen)
     context["datasets"] = datasets
     return render(request, "portal/label_next.html", context)
 
@@ -142,6 +145,8 @@ def _answer(
         if retraining:
             messages.info(request, retraining)
         query = {"dataset": dataset.slug, **({"input": show.pk} if show else {})}
+        if chosen is not None:
+            query["chosen"] = ",".join(str(pk) for pk in chosen)
         return redirect(f"{reverse('portal:label-next', args=[app.slug])}?{urlencode(query)}")
     context = _context(request, app, dataset, show=show, chosen=chosen, just=just)
     context.update(message=message, error=error)
