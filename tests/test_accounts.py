@@ -71,3 +71,14 @@ def test_first_user_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
     call_command("first_user")
     assert get_user_model().objects.get(username="operator").check_password(PASSWORD)
+
+
+def test_a_forgotten_password_is_reset_on_the_server(client):
+    login = client.get("/accounts/login/").content.decode()
+    assert 'href="/accounts/password_reset/"' in login
+    response = client.get("/accounts/password_reset/")
+    assert response.status_code == 200
+    assert "manage.py changepassword" in response.content.decode()
+    # No email is ever sent, so there are no reset links to follow.
+    assert client.post("/accounts/password_reset/", {"email": "a@example.com"}).status_code == 405
+    assert client.get("/accounts/reset/MQ/set-password/").status_code == 404

@@ -38,7 +38,7 @@ def alice_objects(trained_model, alice) -> World:
 
 
 def url_of(route: Route, world: World) -> str:
-    # Parameters naming nothing of a user's (the admin's, a reset link's) take any value:
+    # Parameters naming nothing of a user's (the admin's) take any value:
     # the CSRF check comes before the view.
     return route.url({**world.values(), "": "1"})
 

@@ -3,6 +3,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
 
 from portal.forms import SignupForm
 
@@ -17,3 +18,10 @@ def signup(request: HttpRequest) -> HttpResponse:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("portal:home")
     return render(request, "registration/signup.html", {"form": form})
+
+
+@login_not_required
+@require_GET
+def password_reset(request: HttpRequest) -> HttpResponse:
+    """The portal sends no email: a forgotten password is reset by whoever runs the server."""
+    return render(request, "registration/password_reset.html")
