@@ -1,19 +1,24 @@
 """The embedding cache: a text is embedded once per base model, ever.
 
-Inputs are embedded in the background when they arrive (`schedule`); training and
-evaluation call `vectors` and embed only what is still missing.
+Inputs are embedded in the background when they arrive (`schedule`), one chunk of BATCH
+inputs per job in the bulk queue, taking turns between apps; training and evaluation call
+`vectors` and embed only what is still missing.
 """
 
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import numpy as np
+from django.conf import settings
+from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
 
 from classifier import embedders, enrich
-from portal.models import App, Embedding, Input, text_hash
-from portal.queue import enqueue_on_commit_if_possible
+from portal import queue
+from portal.models import App, Embedding, EmbeddingChunk, Input, text_hash
 
 log = logging.getLogger(__name__)
 
@@ -140,19 +145,99 @@ def background_vectors(base_model: str, progress: Callable[[int, int], None] | N
 
 
 def schedule(app: App, input_ids: Sequence[int]) -> None:
-    """After commit, queue the embedding of new inputs, BATCH inputs per task, then of
-    the Enrich corpus (a no-op once cached), so that Train Model finds everything ready.
+    """Embed new inputs in the background, and the Enrich corpus (a no-op once cached),
+    so that Train Model finds everything ready.
 
     Embedding ahead of time only saves time later: if the queue is down, training
     embeds what is missing, so a failure here is only logged.
     """
-    from portal.tasks import embed_background, embed_inputs
+    from portal.tasks import embed_background
 
+    if input_ids:
+        add_chunks(app, input_ids)
+        queue.enqueue_on_commit_if_possible(embed_background, [(app.base_model,)])
+
+
+def add_chunks(app: App, input_ids: Sequence[int]) -> None:
+    """Store the inputs' embedding as chunks of BATCH; after commit, queue the first ones."""
     ids = list(input_ids)
-    if ids:
-        argsets = [(ids[start : start + BATCH],) for start in range(0, len(ids), BATCH)]
-        enqueue_on_commit_if_possible(embed_inputs, argsets)
-        enqueue_on_commit_if_possible(embed_background, [(app.base_model,)])
+    EmbeddingChunk.objects.bulk_create(
+        EmbeddingChunk(app=app, input_ids=ids[start : start + BATCH])
+        for start in range(0, len(ids), BATCH)
+    )
+    transaction.on_commit(lambda: dispatch(app.pk))
+
+
+def dispatch(app_id: int) -> None:
+    """Queue the app's next waiting chunks, so that at most PORTAL_EMBED_CHUNKS_PER_APP
+    of them are queued or running.
+
+    Each finished chunk queues the next one of its app behind what other apps queued
+    meanwhile: the bulk queue takes turns between apps.
+    """
+    from portal.tasks import embed_chunk
+
+    chunks = EmbeddingChunk.objects.filter(app_id=app_id)
+    room = (
+        settings.PORTAL_EMBED_CHUNKS_PER_APP
+        - chunks.exclude(state=EmbeddingChunk.State.WAITING).count()
+    )
+    if room <= 0:
+        return
+    waiting = chunks.filter(state=EmbeddingChunk.State.WAITING).order_by("pk")
+    for chunk_id in waiting.values_list("pk", flat=True)[:room]:
+        if not _move(chunk_id, EmbeddingChunk.State.WAITING, EmbeddingChunk.State.QUEUED):
+            continue  # another process queued it meanwhile
+        error = queue.send(embed_chunk, (chunk_id,))
+        if error is not None:
+            _move(chunk_id, EmbeddingChunk.State.QUEUED, EmbeddingChunk.State.WAITING)
+            log.warning("could not queue embedding chunk %d: %s", chunk_id, error)
+            return
+
+
+def _move(chunk_id: int, state: str, to: str) -> bool:
+    """Move the chunk from `state` to `to`; False when it was not in `state`."""
+    moved = EmbeddingChunk.objects.filter(pk=chunk_id, state=state)
+    return bool(moved.update(state=to, changed=timezone.now()))
+
+
+def embed_chunk(chunk_id: int) -> None:
+    """Embed a queued chunk, unless another delivery of its message already has."""
+    if not _move(chunk_id, EmbeddingChunk.State.QUEUED, EmbeddingChunk.State.RUNNING):
+        return
+    chunk = EmbeddingChunk.objects.filter(pk=chunk_id).first()
+    if chunk is None:
+        return  # its app was deleted meanwhile
+    try:
+        embed_inputs(chunk.input_ids)
+    finally:
+        finish_chunk(chunk_id)
+
+
+def release_chunk(chunk_id: int) -> None:
+    """The worker that was embedding the chunk died: it may be taken again."""
+    _move(chunk_id, EmbeddingChunk.State.RUNNING, EmbeddingChunk.State.QUEUED)
+
+
+def finish_chunk(chunk_id: int) -> None:
+    """The chunk is done (or given up): forget it and give its app's next one a turn."""
+    chunk = EmbeddingChunk.objects.filter(pk=chunk_id)
+    app_id = chunk.values_list("app_id", flat=True).first()
+    chunk.delete()
+    if app_id is not None:
+        dispatch(app_id)
+
+
+def redispatch(cutoff: datetime) -> None:
+    """Chunks queued or running since before `cutoff` lost their message (Redis restarted
+    without its data, say): they wait again. Then every app with waiting chunks gets its
+    turn, including those whose queuing failed while the broker was down."""
+    EmbeddingChunk.objects.exclude(state=EmbeddingChunk.State.WAITING).filter(
+        changed__lt=cutoff
+    ).update(state=EmbeddingChunk.State.WAITING, changed=timezone.now())
+    waiting = EmbeddingChunk.objects.filter(state=EmbeddingChunk.State.WAITING)
+    for app_id in waiting.values_list("app_id", flat=True).distinct():
+        dispatch(app_id)
 
 
 def embedded_count(app: App) -> tuple[int, int]:

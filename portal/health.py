@@ -1,13 +1,16 @@
 """Checks behind /healthz. Each answers within a couple of seconds, whatever is down."""
 
+import json
+import time
 from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import connection
+from django.db.models import Min
 
 from portal.celery import app as celery_app
-from portal.models import Heartbeat
+from portal.models import EmbeddingChunk, Heartbeat
 
 TIMEOUT = 1.0
 
@@ -49,6 +52,41 @@ def check_workers(broker_ok: bool) -> dict[str, Any]:
     return result
 
 
+def check_queues() -> dict[str, Any]:
+    """Each queue's length and the age of its oldest message (None when it is empty)."""
+    client = redis.Redis.from_url(
+        settings.CELERY_BROKER_URL, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT
+    )
+    queues: dict[str, Any] = {}
+    try:
+        for queue in settings.CELERY_TASK_QUEUES:
+            # Messages go in on the left and out on the right: the oldest is the last.
+            length, oldest = client.pipeline().llen(queue.name).lindex(queue.name, -1).execute()
+            queues[queue.name] = {"length": length, "oldest_seconds": _age(oldest)}
+    except redis.RedisError as exc:
+        return {"error": str(exc)}
+    finally:
+        client.close()
+    return queues
+
+
+def _age(message: bytes | None) -> float | None:
+    if message is None:
+        return None
+    sent = json.loads(message).get("headers", {}).get("sent_at")
+    return None if sent is None else round(time.time() - sent, 1)
+
+
+def waiting_chunks() -> dict[str, Any]:
+    """Embedding chunks not yet in the bulk queue: it takes a few per app at a time."""
+    waiting = EmbeddingChunk.objects.filter(state=EmbeddingChunk.State.WAITING)
+    found = waiting.aggregate(oldest=Min("changed"))["oldest"]
+    return {
+        "count": waiting.count(),
+        "oldest_seconds": None if found is None else round(time.time() - found.timestamp(), 1),
+    }
+
+
 def last_task_run() -> str | None:
     beat = Heartbeat.objects.filter(name="queue").first()
     return beat.seen.isoformat() if beat else None
@@ -58,11 +96,15 @@ def report() -> dict[str, Any]:
     database = check_database()
     broker = check_broker()
     workers = check_workers(broker["ok"])
+    queues = check_queues() if broker["ok"] else {}
     if database["ok"]:
         workers["last_task"] = last_task_run()
+        if "bulk" in queues:
+            queues["bulk"]["waiting_chunks"] = waiting_chunks()
     return {
         "ok": database["ok"] and broker["ok"] and workers["ok"],
         "database": database,
         "broker": broker,
         "workers": workers,
+        "queues": queues,
     }

@@ -304,6 +304,34 @@ class Embedding(models.Model):
         return f"{self.base_model}:{self.text_hash[:12]}"
 
 
+class EmbeddingChunk(models.Model):
+    """Up to one batch of an app's new inputs, to embed in the background.
+
+    WAITING → QUEUED (its message is in the bulk queue) → RUNNING → deleted when done.
+    Only a few chunks of an app are queued or running at a time (`portal.embedding`), so
+    the bulk queue takes turns between apps.
+    """
+
+    class State(models.TextChoices):
+        WAITING = "WAITING"
+        QUEUED = "QUEUED"
+        RUNNING = "RUNNING"
+
+    app = models.ForeignKey(App, models.CASCADE, related_name="embedding_chunks")
+    input_ids = models.JSONField()
+    state = models.CharField(max_length=8, choices=State.choices, default=State.WAITING)
+    changed = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # An app's next waiting chunk, and how many of its chunks are in the queue.
+            models.Index(fields=["app", "state"], name="chunk_app_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app_id}:{self.pk} {self.state}"
+
+
 # The head fitted on the embeddings: "Auto" picks embedding-only or hybrid by cross-validation.
 HEADS = ("Auto", "Embedding only", "Hybrid")
 

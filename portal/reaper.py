@@ -4,6 +4,7 @@ A job still queued or running after the deadline cannot be alive any more: the h
 limit has killed any task by then, and Redis has redelivered any message it was going
 to redeliver (the deadline is longer than the visibility timeout). Training writes a
 heartbeat, so a training run is known to be dead as soon as its heartbeat stops.
+Embedding chunks whose message was lost are queued again.
 """
 
 from datetime import timedelta
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from portal import embedding
 from portal.models import DatasetVersion, Evaluation, ImportJob, ModelVersion, PredictionJob
 
 LOST = "the job stopped without finishing (its worker was stopped or lost); try again"
@@ -41,4 +43,5 @@ def reap() -> int:
         Q(status=Evaluation.Status.QUEUED, created__lt=cutoff)
         | Q(status=Evaluation.Status.EVALUATING, started__lt=cutoff)
     ).update(status=Evaluation.Status.FAILED, finished=timezone.now(), error=LOST)
+    embedding.redispatch(cutoff)
     return imports + versions + trainings + predictions + evaluations

@@ -99,9 +99,13 @@ def reap_stale_jobs() -> None:
 
 
 @shared_task(bind=True, max_retries=MAX_DELIVERIES)
-def embed_inputs(self, input_ids: list[int]) -> None:
+def embed_chunk(self, chunk_id: int) -> None:
+    if redelivered(self):
+        embedding.release_chunk(chunk_id)
     if delivery_allowed(self):
-        embedding.embed_inputs(input_ids)
+        embedding.embed_chunk(chunk_id)
+    else:
+        embedding.finish_chunk(chunk_id)
 
 
 @shared_task(bind=True, max_retries=MAX_DELIVERIES)

@@ -322,8 +322,8 @@ def test_a_json_upload_schedules_the_embedding(
     queue.flushdb()
     with django_capture_on_commit_callbacks(execute=True):
         api.post(UPLOAD, {"inputs": [{"text": "one"}, {"text": "two"}]})
-    tasks = [json.loads(message)["headers"]["task"] for message in queue.lrange("celery", 0, -1)]
-    assert "portal.tasks.embed_inputs" in tasks
+    tasks = [json.loads(message)["headers"]["task"] for message in queue.lrange("bulk", 0, -1)]
+    assert "portal.tasks.embed_chunk" in tasks
 
 
 @pytest.mark.parametrize(

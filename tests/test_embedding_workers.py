@@ -33,7 +33,7 @@ SECONDS = 180  # the bound on every wait
 # bits (2e-7 at most, measured); components of unit vectors agreeing to 1e-6 are the same
 # embedding.
 TOLERANCE = 1e-6
-SUCCEEDED = re.compile(r"portal\.tasks\.embed_inputs\[([0-9a-f-]+)\] succeeded")
+SUCCEEDED = re.compile(r"portal\.tasks\.embed_chunk\[([0-9a-f-]+)\] succeeded")
 
 
 @pytest.fixture

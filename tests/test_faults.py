@@ -18,7 +18,7 @@ import pytest
 
 from classifier import embedders
 from classifier.head import ConceptHead
-from portal import batch, evaluating, importing, reaper, training, versions
+from portal import batch, embedding, evaluating, importing, reaper, training, versions
 from portal.models import (
     Annotation,
     App,
@@ -37,7 +37,7 @@ from portal.models import (
 )
 from portal.tasks import (
     MAX_DELIVERIES,
-    embed_inputs,
+    embed_chunk,
     evaluate_model_version,
     import_csv,
     train_model_version,
@@ -53,7 +53,7 @@ FRESH = [f"fresh text {i} about " + "things " * (i % 9) for i in range(300)]
 SOFT_LIMIT = 3
 SECONDS = 120  # the bound on every wait for a job to end
 PAUSED = [
-    "portal.tasks.embed_inputs",
+    "portal.tasks.embed_chunk",
     "portal.tasks.evaluate_model_version",
     "portal.tasks.import_csv",
 ]
@@ -75,7 +75,7 @@ def faulty_worker(
         faults.parent / "worker.log",
         app="tests.faultyworker",
         concurrency=concurrency,
-        env={"PORTAL_FAULTS": str(faults), **env},
+        env={"PORTAL_FAULTS": str(faults), "PORTAL_EMBED_CHUNKS_PER_APP": "1", **env},
     ) as process:
         yield process
 
@@ -192,9 +192,11 @@ def start_three_jobs(
     app, trained, held_out, fresh, faults, settings
 ) -> tuple[Evaluation, ImportJob]:
     """An evaluation, an embedding job and a background import, each paused in its own
-    process. The import comes last: on SQLite its open transaction holds the write lock."""
+    process. The import comes last: on SQLite its open transaction holds the write lock.
+    One embedding chunk at a time: the second waits for the first."""
+    settings.PORTAL_EMBED_CHUNKS_PER_APP = 1
     evaluation = evaluating.start_evaluation(trained, held_out, None)
-    embed_inputs.delay(fresh)
+    embedding.add_chunks(app, fresh)
     assert wait_for(lambda: len(paused(faults)) == 2, SECONDS), paused(faults)
     settings.PORTAL_BACKGROUND_IMPORT_ROWS = 1
     job = importing.import_file(app, app.owner, "notes.csv", notes_csv(), ["imported"])
@@ -310,7 +312,7 @@ def test_a_job_that_always_crashes_its_process_fails_and_others_still_run(
         version = training.start_training(model)
         evaluation = evaluating.start_evaluation(trained, bad, None)
         doomed = importing.import_file(crash_app, alice, "notes.csv", notes_csv(), [])
-        embed_inputs.delay([Input.objects.get(text="CRASH here").pk])
+        embedding.add_chunks(model.app, [Input.objects.get(text="CRASH here").pk])
         # A normal job queued behind them.
         job = importing.import_file(model.app, alice, "notes.csv", notes_csv(), ["imported"])
 
@@ -327,7 +329,7 @@ def test_a_job_that_always_crashes_its_process_fails_and_others_still_run(
         time.sleep(3)  # no crashing job is delivered again: the count below stays put
     assert crashes(faults) == sorted(
         name
-        for task in ("embed_inputs", "evaluate_model_version", "import_csv", "train_model_version")
+        for task in ("embed_chunk", "evaluate_model_version", "import_csv", "train_model_version")
         for name in [f"portal.tasks.{task}"] * MAX_DELIVERIES
     )
     version.refresh_from_db()
@@ -349,7 +351,7 @@ def test_the_soft_time_limit_fails_jobs_as_timed_out_and_leaves_nothing_half_don
     settings.PORTAL_BACKGROUND_IMPORT_ROWS = 1
     (faults / "pause").touch()
     # Celery sends each task's limits in its message: the sender's settings count.
-    for task in (train_model_version, evaluate_model_version, import_csv, embed_inputs):
+    for task in (train_model_version, evaluate_model_version, import_csv, embed_chunk):
         monkeypatch.setattr(task, "soft_time_limit", SOFT_LIMIT)
         monkeypatch.setattr(task, "time_limit", 60)
         monkeypatch.setattr(task, "_exec_options", None)
@@ -362,7 +364,7 @@ def test_the_soft_time_limit_fails_jobs_as_timed_out_and_leaves_nothing_half_don
         version = training.start_training(model)
         evaluation = evaluating.start_evaluation(trained, held_out, None)
         job = importing.import_file(app, app.owner, "notes.csv", notes_csv(), ["imported"])
-        embed_inputs.delay(fresh)
+        embedding.add_chunks(app, fresh)
 
         def finished() -> bool:
             return (

@@ -30,13 +30,18 @@ def worker_process(
     *,
     app: str = "portal",
     concurrency: int = 1,
+    queues: str = "interactive,bulk",
     env: dict[str, str] | None = None,
+    flush: bool = True,
 ) -> Iterator[subprocess.Popen]:
-    """A `celery worker` subprocess (prefork, `concurrency` children), killed on exit.
+    """A `celery worker` subprocess (prefork, `concurrency` children) consuming `queues`,
+    killed on exit.
 
-    The queue is emptied first: messages left by earlier tests name rows that are gone.
+    The queues are emptied first, unless `flush` is False: messages left by earlier tests
+    name rows that are gone.
     """
-    redis.Redis.from_url(broker).flushdb()
+    if flush:
+        redis.Redis.from_url(broker).flushdb()
     environment = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -58,6 +63,8 @@ def worker_process(
                 "prefork",
                 "--concurrency",
                 str(concurrency),
+                "--queues",
+                queues,
                 "--loglevel",
                 "INFO",
                 "--without-mingle",
