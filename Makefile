@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup run test lint format bench bench-quick clean
+.PHONY: setup run dev test lint format bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,12 @@ run: setup
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py first_user
 	$(PY) manage.py serve
+
+# For changing the code: Django's development server, reloading on changes, with DEBUG.
+dev: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py first_user
+	DJANGO_DEBUG=True $(PY) manage.py serve --dev
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis
@@ -45,8 +46,9 @@ def find_redis_server(log) -> str:
     )
 
 
-def start(url: str, data_dir: Path, log) -> subprocess.Popen | None:
-    """Return None when `url` already answers, else a redis-server child serving it."""
+def start(url: str, data_dir: Path, log, **popen: Any) -> subprocess.Popen | None:
+    """Return None when `url` already answers, else a redis-server child serving it
+    (started with the `popen` arguments)."""
     if answers(url):
         return None
     parts = urlsplit(url)
@@ -74,6 +76,7 @@ def start(url: str, data_dir: Path, log) -> subprocess.Popen | None:
             "--loglevel",
             "warning",
         ],
+        **popen,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -6,17 +6,25 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
+from kombu import Queue
 
+from portal import secret
 from portal.env import ConfigError, envbool, envint, envlist
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.getenv("PORTAL_DATA_DIR", BASE_DIR / "data"))
 
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
-DEBUG = envbool("DJANGO_DEBUG", "True")
-SECRET_KEY = os.getenv("DJANGO_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
-if not DEBUG and SECRET_KEY in ("", DEVELOPMENT_SECRET_KEY):
-    raise ConfigError("Set DJANGO_SECRET_KEY to a long random value when DJANGO_DEBUG is False")
+# Off unless asked for (`make dev` asks): a server people use never shows Django's
+# technical pages.
+DEBUG = envbool("DJANGO_DEBUG", "False")
+# Without DJANGO_SECRET_KEY, a server makes its own once, in the data folder. Several
+# machines sharing one database must be given the same key.
+SECRET_KEY = os.getenv("DJANGO_SECRET_KEY") or (
+    DEVELOPMENT_SECRET_KEY if DEBUG else secret.load_or_create(DATA_DIR / "secret_key")
+)
+if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    raise ConfigError("DJANGO_SECRET_KEY is the development key: set a long random value")
 
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS", "")
@@ -156,7 +164,9 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-if not DEBUG:
+# Served over HTTPS (behind a proxy that ends TLS): secure cookies, HSTS, and plain HTTP
+# redirected. `make run` serves plain HTTP on this machine, so it is off unless set.
+if envbool("PORTAL_HTTPS", "False"):
     SECURE_SSL_REDIRECT = envbool("DJANGO_SECURE_SSL_REDIRECT", "True")
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = envint("DJANGO_SECURE_HSTS_SECONDS", "31536000")
@@ -165,6 +175,9 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     CONTENT_SECURITY_POLICY["DIRECTIVES"]["upgrade-insecure-requests"] = True
+if not DEBUG:
+    # File names carry a hash of their content, so browsers may cache them for good
+    # (`manage.py serve` and the tests collect them first).
     STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -215,6 +228,17 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Two queues, so that a click never waits behind bulk work: "interactive" for the jobs
+# someone is waiting for (imports, versions, training, evaluation, batch prediction) and
+# "bulk" for embedding uploads ahead of time. A worker consumes both unless started with
+# -Q; `manage.py serve` gives each queue its own worker (docs/SCALING.md).
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("interactive", "bulk")]
+CELERY_TASK_DEFAULT_QUEUE = "interactive"
+CELERY_TASK_ROUTES = {"portal.tasks.embed_*": {"queue": "bulk"}}
+# Embedding chunks of one app queued or running at once: the bulk queue takes turns
+# between apps, so a large upload delays another app's small one by a chunk or two. Set
+# it to the number of bulk worker processes for one large upload to use them all.
+PORTAL_EMBED_CHUNKS_PER_APP = envint("PORTAL_EMBED_CHUNKS_PER_APP", "2")
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
     "reap": {"task": "portal.tasks.reap_stale_jobs", "schedule": 60.0},

@@ -9,11 +9,18 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
+from django.core.management import call_command
 
 from portal.celery import app as celery_app
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def static_files() -> None:
+    """Collect the static files, as `manage.py serve` does: pages name them by their hash."""
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
 @pytest.fixture

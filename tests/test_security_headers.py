@@ -72,7 +72,7 @@ def assert_safe_headers(headers) -> None:
     "path",
     ["/accounts/login/", "/", "/apps/spam-filter/concepts/", "/api/v1/apps", "/api/v1/docs"],
 )
-def test_development_responses_carry_the_headers(alice_client, alice, path):
+def test_plain_http_responses_carry_the_headers(alice_client, alice, path):
     App.objects.create(owner=alice, slug="spam-filter")
     response = alice_client.get(path)
     assert response.status_code == 200
@@ -98,6 +98,7 @@ def production(tmp_path_factory) -> dict:
         "DJANGO_DEBUG": "False",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": HOST,
+        "PORTAL_HTTPS": "True",
         "PORTAL_DATA_DIR": str(tmp_path_factory.mktemp("production")),
     }
     result = subprocess.run(
@@ -162,6 +163,7 @@ def test_production_session_cookie_is_secure_and_http_only():
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "DJANGO_DEBUG": "False",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "PORTAL_HTTPS": "True",
         },
         capture_output=True,
         text=True,

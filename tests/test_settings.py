@@ -12,6 +12,7 @@ from portal.env import ConfigError, envbool, envint
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = {
     "DJANGO_DEBUG": "False",
+    "PORTAL_HTTPS": "True",
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "portal.example.com",
 }
@@ -36,17 +37,38 @@ def load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
-def test_production_refuses_a_missing_secret_key():
-    result = load_settings({"DJANGO_DEBUG": "False"})
-    assert result.returncode != 0
-    assert "Set DJANGO_SECRET_KEY" in result.stderr
+def test_without_a_secret_key_it_makes_one_once_readable_by_its_owner_only(tmp_path):
+    print_key = [
+        "-c",
+        "import django; django.setup(); from django.conf import settings as s; print(s.SECRET_KEY)",
+    ]
+    env = {"DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_DATA_DIR": str(tmp_path)}
+    first, second = (run(print_key, env) for _ in range(2))
+    assert first.returncode == 0, first.stderr
+    key = first.stdout.strip()
+    assert len(key) >= 50 and key != settings.DEVELOPMENT_SECRET_KEY
+    assert second.stdout.strip() == key
+    stored = tmp_path / "secret_key"
+    assert stored.read_text() == key
+    assert stored.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
+
+
+def test_debug_is_off_unless_asked_for(tmp_path):
+    probe = [
+        "-c",
+        "import django; django.setup(); from django.conf import settings as s; print(s.DEBUG)",
+    ]
+    env = {"DJANGO_SETTINGS_MODULE": "portal.settings", "PORTAL_DATA_DIR": str(tmp_path)}
+    assert run(probe, env).stdout.split() == ["False"]
+    assert run(probe, {**env, "DJANGO_DEBUG": "True"}).stdout.split() == ["True"]
 
 
 def test_production_refuses_the_development_secret_key():
     key = settings.DEVELOPMENT_SECRET_KEY
     result = load_settings({"DJANGO_DEBUG": "False", "DJANGO_SECRET_KEY": key})
     assert result.returncode != 0
-    assert "Set DJANGO_SECRET_KEY" in result.stderr
+    assert "DJANGO_SECRET_KEY is the development key" in result.stderr
 
 
 def test_production_starts_with_a_real_secret_key():
