@@ -30,6 +30,7 @@ MODULES = {
     "scale": "bench.scale",
     "active": "bench.active",
     "similar": "bench.similar",
+    "queues": "bench.queues",
 }
 SECTIONS = [
     "inputs",
