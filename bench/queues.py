@@ -85,14 +85,15 @@ def processes(commands: list[list[str]], env: dict[str, str], log: Path) -> Iter
                     process.wait()
 
 
-def two_queues(address: str) -> tuple[list[list[str]], dict[str, str]]:
+def two_queues(address: str, folder: Path) -> tuple[list[list[str]], dict[str, str]]:
     return [[sys.executable, "manage.py", "serve", "--addr", address]], {}
 
 
-def one_queue(address: str) -> tuple[list[list[str]], dict[str, str]]:
+def one_queue(address: str, folder: Path) -> tuple[list[list[str]], dict[str, str]]:
     from portal.management.commands.serve import Command
 
-    worker = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--beat"]
+    worker = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--beat", "--schedule"]
+    worker.append(str(folder / "celerybeat-schedule"))
     return (
         [
             Command().web_command(address, dev=False),
@@ -113,7 +114,7 @@ def stack(design, folder: Path) -> Iterator[str]:
 
     address = f"127.0.0.1:{predict.free_port()}"
     with redis_server(folder) as broker:
-        commands, extra = design(address)
+        commands, extra = design(address, folder)
         env = {
             **os.environ,
             "REDIS_URL": broker,
