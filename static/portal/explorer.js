@@ -148,23 +148,4 @@
     }
     updateSelectionCount();
   });
-
-  // A failed request (an unknown concept typed into "+ concept", say) says so.
-  document.addEventListener("htmx:responseError", (event) => {
-    const row = event.detail.elt.closest(".input-row");
-    const status = event.detail.xhr.status;
-    const text = status === 404 ? "Not found: check the concept ID." : `Not saved (error ${status}).`;
-    if (row) {
-      let note = row.querySelector(".row-error");
-      if (!note) {
-        note = document.createElement("p");
-        note.className = "row-error message error";
-        note.setAttribute("role", "alert");
-        row.querySelector(".input-main").append(note);
-      }
-      note.textContent = text;
-    } else {
-      window.alert(text);
-    }
-  });
 })();

@@ -132,7 +132,89 @@
     });
   }
 
+  // Error pages: "Back" returns to the portal page the user came from, if any.
+  function initBackButtons() {
+    if (!document.referrer.startsWith(location.origin + "/")) return;
+    document.querySelectorAll("[data-back]").forEach((button) => {
+      button.hidden = false;
+      button.addEventListener("click", () => history.back());
+    });
+  }
+
+  // A failed htmx request never replaces what is on the page (htmx 2 swaps no 4xx or
+  // 5xx response): it says what went wrong in the nearest [data-errors] element around
+  // what sent it, else in a toast. The note goes when that element's next request
+  // succeeds, or with its "×"; "can't be reached" goes with any request that succeeds.
+  const FAILED = {
+    signedOut: "You were signed out: reload the page to sign in again.",
+    403: "Your session or this page's form has expired: reload the page and try again.",
+    404: "That item no longer exists or isn't yours — reload the page.",
+    400: "The server refused this request: reload the page and try again.",
+    500: "Something went wrong on the server; try again.",
+    unreachable: "The server can't be reached: check your connection and try again.",
+  };
+  const notes = new WeakMap(); // element that sent the request -> its note
+
+  // With the session gone, htmx follows the redirect to the sign-in page: not a fragment.
+  function signedOut(xhr) {
+    const login = document.body.dataset.loginUrl;
+    return Boolean(login && xhr.responseURL) && new URL(xhr.responseURL).pathname === login;
+  }
+
+  function failure(elt, xhr) {
+    if (signedOut(xhr)) return FAILED.signedOut;
+    if (xhr.status === 404) return elt.closest("[data-not-found]")?.dataset.notFound || FAILED[404];
+    if (xhr.status === 403) return FAILED[403];
+    if (xhr.status >= 500) return FAILED[500];
+    // Views refuse bad input with one short sentence ("Too many IDs; ..."): worth showing.
+    const text = xhr.responseText.trim();
+    return text && text.length <= 200 && !text.startsWith("<") ? text : FAILED[400];
+  }
+
+  function showFailure(elt, text) {
+    let place = elt.closest("[data-errors], dialog[open]");
+    if (!place || !place.isConnected) place = document.body;
+    let note = place.querySelector(":scope > .request-error");
+    if (!note) {
+      note = document.createElement("div");
+      note.className = "request-error message error";
+      note.setAttribute("role", "alert");
+      const close = document.createElement("button");
+      close.type = "button";
+      close.className = "close";
+      close.setAttribute("aria-label", "Dismiss");
+      close.textContent = "×";
+      close.addEventListener("click", () => note.remove());
+      note.append(document.createElement("span"), close);
+      place.append(note);
+    }
+    note.firstChild.textContent = text;
+    note.toggleAttribute("data-unreachable", text === FAILED.unreachable);
+    notes.set(elt, note);
+  }
+
+  function initRequestErrors() {
+    document.addEventListener("htmx:beforeSwap", (event) => {
+      if (!signedOut(event.detail.xhr)) return;
+      event.detail.shouldSwap = false;
+      event.detail.isError = true; // reported by htmx:responseError below
+    });
+    document.addEventListener("htmx:responseError", (event) => {
+      showFailure(event.detail.elt, failure(event.detail.elt, event.detail.xhr));
+    });
+    document.addEventListener("htmx:sendError", (event) => {
+      showFailure(event.detail.elt, FAILED.unreachable);
+    });
+    document.addEventListener("htmx:afterRequest", (event) => {
+      if (!event.detail.successful) return;
+      notes.get(event.detail.elt)?.remove();
+      document.querySelectorAll(".request-error[data-unreachable]").forEach((note) => note.remove());
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    initBackButtons();
+    initRequestErrors();
     initCopyButtons();
     initSidebar();
     initDialogs();
