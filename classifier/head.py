@@ -44,7 +44,8 @@ import io
 import json
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,32 +112,37 @@ class ConceptHead(BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> ConceptHead:
+        return self.fit_chosen(self.choose(X, Y))
+
+    def choose(self, X: np.ndarray, Y: np.ndarray) -> Choice:
+        """Check the labels and choose C, without the final fit: sets `cv_losses_`.
+
+        `fit_chosen` then fits the head. Auto (`classifier.hybrid`) compares two heads'
+        choices and fits only the one it keeps.
+        """
         X, Y = self._check_training_data(X, Y)
-        balanced = self.class_weight == "balanced"
         if self.mutually_exclusive:
             problems, log = self._exclusive_problem(X, Y)
         else:
             problems, log = self._one_vs_rest_problems(X, Y)
+        notes: list[str] = []
+        with _converging(notes):
+            C, c_log, self.cv_losses_ = self._choose_C(problems, self.class_weight == "balanced")
+        return Choice(problems, [*log, *c_log, *notes], C, X.shape[1])
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            C, c_log, self.cv_losses_ = self._choose_C(problems, balanced)
-            fitted = [p.fit(np.arange(len(p.y)), balanced, [C])[0] for p in problems]
-        log += c_log
-        for w in caught:
-            if not issubclass(w.category, ConvergenceWarning):
-                warnings.warn(w.message, w.category, stacklevel=2)
-        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-            log.append(f"note: the optimiser did not fully converge in {MAX_ITER} iterations")
-
+    def fit_chosen(self, choice: Choice) -> ConceptHead:
+        balanced = self.class_weight == "balanced"
+        log = list(choice.log)
+        with _converging(log):
+            fitted = [p.fit(np.arange(len(p.y)), balanced, [choice.C])[0] for p in choice.problems]
         if self.mutually_exclusive:
             self.coef_, self.intercept_ = fitted[0]
         else:
             # Each binary model is stored in softmax form [0; w]; its sigmoid weights are row 1.
             self.coef_ = np.vstack([coef[1] for coef, _ in fitted])
             self.intercept_ = np.array([intercept[1] for _, intercept in fitted])
-        self.chosen_C_ = float(C)
-        self.n_features_in_ = X.shape[1]
+        self.chosen_C_ = float(choice.C)
+        self.n_features_in_ = choice.n_features
         self.fit_log_ = log
         return self
 
@@ -362,6 +368,30 @@ class ConceptHead(BaseEstimator):
 
 
 @dataclass
+class Choice:
+    """What `ConceptHead.choose` decided: the problems to fit, the log so far, and C."""
+
+    problems: list[_Problem]
+    log: list[str]
+    C: float
+    n_features: int
+
+
+@contextmanager
+def _converging(log: list[str]) -> Iterator[None]:
+    """Say once in `log` if the optimiser stopped before converging; pass other warnings on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield
+    for w in caught:
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn(w.message, w.category, stacklevel=3)
+    note = f"note: the optimiser did not fully converge in {MAX_ITER} iterations"
+    if note not in log and any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        log.append(note)
+
+
+@dataclass
 class _Problem:
     """One logistic regression to fit: labeled rows, their class, optional background.
 
@@ -406,16 +436,29 @@ class _Problem:
         number of iterations changes): in ascending order this about halves the work.
         """
         X, y, w = self.training_set(rows, balanced)
+        width = X.shape[1]
+        columns = None
+        if sparse.issparse(X):
+            # A column that is zero in every training row gets weight 0 at the optimum
+            # (its only term is the penalty): fitting without it gives the same model with
+            # fewer parameters, which matters for a fold that sees a few of many words.
+            used = np.unique(X.indices)
+            if len(used) < width:
+                columns, X = used, X[:, used]
         model = LogisticRegression(max_iter=MAX_ITER, warm_start=True)
         results = []
         for C in Cs:
             model.set_params(C=C).fit(X, y, sample_weight=w)
+            weights = model.coef_
+            if columns is not None:
+                weights = np.zeros((len(weights), width))
+                weights[:, columns] = model.coef_
             if self.n_classes == 2:
                 # A binary model has one weight vector w: softmax over [0, w.x] is sigmoid(w.x).
-                coef = np.vstack([np.zeros_like(model.coef_), model.coef_])
+                coef = np.vstack([np.zeros_like(weights), weights])
                 intercept = np.concatenate([[0.0], model.intercept_])
             else:
-                coef, intercept = model.coef_.copy(), model.intercept_.copy()
+                coef, intercept = weights.copy(), model.intercept_.copy()
             results.append((coef, intercept))
         return results
 

@@ -59,7 +59,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from classifier.head import ConceptHead, HeadFormatError
+from classifier.head import Choice, ConceptHead, HeadFormatError
 
 FORMAT_VERSION = 1
 FEATURES = ("auto", "embedding", "hybrid")
@@ -115,7 +115,9 @@ class HybridHead(BaseEstimator):
         if has_background and len(self.background_texts or ()) != len(background):
             raise ValueError("background_texts must give the text of each background row")
 
-        candidates: dict[str, ConceptHead] = {}
+        # Each candidate's C is chosen (by cross-validation) before any final fit: only
+        # the head that is kept is fitted on all the rows.
+        candidates: dict[str, tuple[ConceptHead, Choice]] = {}
         wordless = False
         if self.features in ("auto", "hybrid"):
             vectorizer = TfidfVectorizer(
@@ -131,19 +133,22 @@ class HybridHead(BaseEstimator):
                 extra = None
                 if has_background:
                     extra = self._hybrid(list(self.background_texts), background)
-                candidates["hybrid"] = self._head(extra).fit(self._hybrid(texts, X), Y)
+                head = self._head(extra)
+                candidates["hybrid"] = head, head.choose(self._hybrid(texts, X), Y)
         if self.features != "hybrid" or wordless:
-            candidates["embedding"] = self._head(background).fit(X, Y)
+            head = self._head(background)
+            candidates["embedding"] = head, head.choose(X, Y)
 
         if wordless:
             self.features_, reason = "embedding", "the texts have no words for TF-IDF"
         elif self.features == "auto":
             self.features_, reason = choose_features(
-                candidates["embedding"].cv_losses_, candidates["hybrid"].cv_losses_
+                candidates["embedding"][0].cv_losses_, candidates["hybrid"][0].cv_losses_
             )
         else:
             self.features_, reason = self.features, "set"
-        self.head_ = candidates[self.features_]
+        head, choice = candidates[self.features_]
+        self.head_ = head.fit_chosen(choice)
         self.chosen_C_ = self.head_.chosen_C_
         if self.features_ == "embedding":
             self.vocabulary_ = np.array([], dtype=str)

@@ -149,6 +149,36 @@ def test_a_concept_head_fits_sparse_features_as_dense_ones(spam_ham: SpamHam) ->
     )
 
 
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_columns_no_training_row_uses_get_weight_zero_and_change_nothing_else(
+    spam_ham: SpamHam, exclusive: bool
+) -> None:
+    # The same features with 1,000 empty columns between them: the sparse fit leaves those
+    # out of the optimisation, and must give the model the plain features give.
+    X = sparse.csr_matrix(spam_ham.X_train)
+    empty = sparse.csr_matrix((X.shape[0], 1000))
+    padded = sparse.hstack([X[:, :100], empty, X[:, 100:]], format="csr")
+    params = {"mutually_exclusive": exclusive, "C": 10.0}
+    plain = ConceptHead(["spam", "ham"], **params).fit(X, spam_ham.Y_train)
+    wide = ConceptHead(["spam", "ham"], **params).fit(padded, spam_ham.Y_train)
+    assert wide.coef_.shape[1] == X.shape[1] + 1000
+    assert not wide.coef_[:, 100:1100].any()
+    kept = np.delete(wide.coef_, np.s_[100:1100], axis=1)
+    np.testing.assert_allclose(kept, plain.coef_, atol=1e-6)
+    np.testing.assert_allclose(wide.intercept_, plain.intercept_, atol=1e-6)
+
+
+def test_auto_keeps_the_head_its_choice_describes_and_choosing_fits_nothing(
+    spam_ham: SpamHam,
+) -> None:
+    head = fitted(spam_ham, features="auto")
+    kept = fitted(spam_ham, features=head.features_, C=head.chosen_C_)
+    np.testing.assert_allclose(head.head_.coef_, kept.head_.coef_, atol=1e-8)
+    candidate = ConceptHead(["spam", "ham"])
+    candidate.choose(spam_ham.X_train, spam_ham.Y_train)
+    assert candidate.cv_losses_ is not None and not hasattr(candidate, "coef_")
+
+
 def test_calibration_error_and_reliability_bins() -> None:
     # 10 predictions at 0.85, 8 of them right: 0.05 off; 10 at 0.15, 2 right: 0.05 off.
     Y = np.array([[1]] * 8 + [[0]] * 2 + [[1]] * 2 + [[0]] * 8, dtype=np.int8)
