@@ -50,13 +50,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from classifier import linear
+from classifier.linear import Features
 
 FORMAT_VERSION = 1
 DEFAULT_C = 10.0
@@ -150,12 +151,12 @@ class ConceptHead(BaseEstimator):
         """Probabilities, shape (n, n_concepts): rows sum to 1 if mutually exclusive."""
         if not hasattr(self, "coef_"):
             raise NotFittedError("this ConceptHead is not trained yet: call fit() first")
-        X = _matrix(X)
+        X = linear.as_features(X)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"expected embeddings of shape (n, {self.n_features_in_}), got {X.shape}"
             )
-        scores = np.asarray(X @ self.coef_.T) + self.intercept_
+        scores = linear.dot(X, self.coef_) + self.intercept_
         return softmax(scores, axis=1) if self.mutually_exclusive else expit(scores)
 
     # Persistence: plain arrays and JSON, never pickle, so loading can't run code.
@@ -242,7 +243,7 @@ class ConceptHead(BaseEstimator):
             raise TrainingError("mutually exclusive concepts need at least 2 concepts")
         if self.class_weight not in (None, "balanced"):
             raise ValueError(f"class_weight must be None or 'balanced', not {self.class_weight!r}")
-        X = _matrix(X)
+        X = linear.as_features(X)
         Y = np.asarray(Y)
         if X.ndim != 2 or Y.shape != (X.shape[0], len(concepts)):
             raise ValueError(
@@ -252,17 +253,17 @@ class ConceptHead(BaseEstimator):
         if not np.isin(Y, (-1, 0, 1)).all():
             raise ValueError("labels must be 1 (positive), 0 (negative) or -1 (unknown)")
         if self.background is not None and self.background.shape[0]:
-            background = _matrix(self.background)
+            background = linear.as_features(self.background)
             if background.ndim != 2 or background.shape[1] != X.shape[1]:
                 raise ValueError(
                     f"background must have shape (m, {X.shape[1]}), got {background.shape}"
                 )
         return X, Y.astype(np.int8)
 
-    def _background(self) -> np.ndarray | sparse.csr_matrix | None:
+    def _background(self) -> Features | None:
         if self.background is None or self.background.shape[0] == 0:
             return None
-        return _matrix(self.background)
+        return linear.as_features(self.background)
 
     def _exclusive_problem(self, X: np.ndarray, Y: np.ndarray) -> tuple[list[_Problem], list[str]]:
         positives = (Y == 1).sum(axis=1)
@@ -400,27 +401,21 @@ class _Problem:
     """
 
     name: str
-    X: np.ndarray | sparse.csr_matrix
+    X: Features
     index: np.ndarray  # the rows of X this problem labels, in the order of y
     y: np.ndarray  # class index of each labeled row
     n_classes: int
-    background: np.ndarray | sparse.csr_matrix | None  # extra rows of class 0
+    background: Features | None  # extra rows of class 0
 
     def training_set(
         self, rows: np.ndarray, balanced: bool
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[Features, np.ndarray, np.ndarray]:
         picked, y = self.index[rows], self.y[rows]
         w = np.ones(len(y))
-        if self.background is None:
-            X = self.X[picked]
-        else:
+        X = linear.rows(self.X, picked)
+        if self.background is not None:
             m = self.background.shape[0]
-            if sparse.issparse(self.X):
-                X = sparse.vstack([self.X[picked], self.background], format="csr")
-            else:
-                X = np.empty((len(picked) + m, self.X.shape[1]))
-                np.take(self.X, picked, axis=0, out=X[: len(picked)])
-                X[len(picked) :] = self.background
+            X = linear.stack(X, self.background)
             y = np.concatenate([y, np.zeros(m, dtype=y.dtype)])
             w = np.concatenate([w, np.full(m, min(1.0, BACKGROUND_SHARE * len(rows) / m))])
         if balanced:
@@ -434,32 +429,25 @@ class _Problem:
 
         Each fit starts from the previous solution (the problem is convex, so only the
         number of iterations changes): in ascending order this about halves the work.
+        Columns no training row uses are left out (`linear.used_columns`): that matters
+        for a fold that sees a few of many words.
         """
         X, y, w = self.training_set(rows, balanced)
         width = X.shape[1]
-        columns = None
-        if sparse.issparse(X):
-            # A column that is zero in every training row gets weight 0 at the optimum
-            # (its only term is the penalty): fitting without it gives the same model with
-            # fewer parameters, which matters for a fold that sees a few of many words.
-            used = np.unique(X.indices)
-            if len(used) < width:
-                columns, X = used, X[:, used]
-        model = LogisticRegression(max_iter=MAX_ITER, warm_start=True)
-        results = []
+        X, columns = linear.used_columns(X)
+        results: list[tuple[np.ndarray, np.ndarray]] = []
+        start = None
         for C in Cs:
-            model.set_params(C=C).fit(X, y, sample_weight=w)
-            weights = model.coef_
+            start = linear.fit_logistic(X, y, w, C, self.n_classes, start, MAX_ITER)
+            weights, intercept = start
             if columns is not None:
                 weights = np.zeros((len(weights), width))
-                weights[:, columns] = model.coef_
+                weights[:, columns] = start[0]
             if self.n_classes == 2:
                 # A binary model has one weight vector w: softmax over [0, w.x] is sigmoid(w.x).
-                coef = np.vstack([np.zeros_like(weights), weights])
-                intercept = np.concatenate([[0.0], model.intercept_])
-            else:
-                coef, intercept = weights.copy(), model.intercept_.copy()
-            results.append((coef, intercept))
+                weights = np.vstack([np.zeros_like(weights), weights])
+                intercept = np.concatenate([[0.0], intercept])
+            results.append((weights.copy(), intercept.copy()))
         return results
 
     def sample(self, random_state: int) -> _Problem:
@@ -473,7 +461,7 @@ class _Problem:
         background = self.background
         if background is not None and background.shape[0] > CV_MAX_BACKGROUND:
             picked = rng.choice(background.shape[0], CV_MAX_BACKGROUND, replace=False)
-            background = background[picked]
+            background = linear.rows(background, picked)
         if len(rows) == len(self.y) and background is self.background:
             return self
         return _Problem(
@@ -492,7 +480,8 @@ class _Problem:
             y_test = self.y[test]
             weights = _balanced(np.ones(len(test)), y_test, self.n_classes) if balanced else None
             for i, (coef, intercept) in enumerate(self.fit(train, balanced, Cs)):
-                p = softmax(np.asarray(self.X[self.index[test]] @ coef.T) + intercept, axis=1)
+                scores = linear.dot(linear.rows(self.X, self.index[test]), coef) + intercept
+                p = softmax(scores, axis=1)
                 losses[k, i] = log_loss(
                     y_test, p, sample_weight=weights, labels=np.arange(self.n_classes)
                 )
@@ -507,13 +496,6 @@ def prefer_default(per_fold: np.ndarray) -> int:
     difference = per_fold[:, default] - per_fold[:, best]
     error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0.0
     return default if difference.mean() <= error else best
-
-
-def _matrix(X: Any) -> np.ndarray | sparse.csr_matrix:
-    """`X` as a float64 array, or as CSR if it is sparse."""
-    if sparse.issparse(X):
-        return sparse.csr_matrix(X, dtype=np.float64)
-    return np.asarray(X, dtype=np.float64)
 
 
 def _balanced(w: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:

@@ -60,12 +60,18 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from classifier.head import Choice, ConceptHead, HeadFormatError
+from classifier.linear import Blocks
 
 FORMAT_VERSION = 1
 FEATURES = ("auto", "embedding", "hybrid")
 EMBEDDING_WEIGHT = 2.0
 NGRAM_RANGE = (1, 2)
 MAX_TERMS = 50_000  # bounds the stored head and the fit time on long texts
+# Word weights in all (terms times weight vectors): each L-BFGS step of a fit works on every
+# weight, so many concepts keep fewer terms, the most frequent ones. Banking77 (10,003
+# texts, 77 concepts, 23,608 terms in all): 5,194 terms fit in about half the time, 0.1
+# point less accurate on its test set; the embedding alone is 0.2 points below that.
+MAX_WORD_WEIGHTS = 400_000
 
 
 class HybridHead(BaseEstimator):
@@ -120,8 +126,11 @@ class HybridHead(BaseEstimator):
         candidates: dict[str, tuple[ConceptHead, Choice]] = {}
         wordless = False
         if self.features in ("auto", "hybrid"):
+            # One weight vector per concept; a binary softmax has one in all.
+            binary = self.mutually_exclusive and len(self.concepts) == 2
+            terms = min(MAX_TERMS, MAX_WORD_WEIGHTS // (1 if binary else len(self.concepts)))
             vectorizer = TfidfVectorizer(
-                ngram_range=NGRAM_RANGE, sublinear_tf=True, max_features=MAX_TERMS
+                ngram_range=NGRAM_RANGE, sublinear_tf=True, max_features=terms
             )
             try:
                 vectorizer.fit(texts)
@@ -173,7 +182,7 @@ class HybridHead(BaseEstimator):
 
     def transform(self, texts: Sequence[str], X: np.ndarray) -> sparse.csr_matrix:
         """The hybrid features: weighted embedding columns, then the TF-IDF columns."""
-        return self._hybrid(list(texts), np.asarray(X, dtype=np.float64))
+        return self._hybrid(list(texts), np.asarray(X, dtype=np.float64)).tocsr()
 
     # Persistence: plain arrays and JSON, never pickle, so loading can't run code.
 
@@ -254,25 +263,14 @@ class HybridHead(BaseEstimator):
             random_state=self.random_state,
         )
 
-    def _hybrid(self, texts: list[str], X: np.ndarray) -> sparse.csr_matrix:
+    def _hybrid(self, texts: list[str], X: np.ndarray) -> Blocks:
         # The same arithmetic as TfidfVectorizer(sublinear_tf=True), from stored arrays only.
         vocabulary = {term: i for i, term in enumerate(self.vocabulary_)}
         counts = CountVectorizer(ngram_range=NGRAM_RANGE, vocabulary=vocabulary).transform(texts)
         tf = counts.astype(np.float64)
         tf.data = np.log(tf.data) + 1.0
-        tfidf = normalize(tf @ sparse.diags(self.idf_), norm="l2")
-        embedding = _dense_csr(self.embedding_weight * np.asarray(X, dtype=np.float64))
-        return sparse.hstack([embedding, tfidf], format="csr")
-
-
-def _dense_csr(X: np.ndarray) -> sparse.csr_matrix:
-    """A dense matrix as CSR, built directly: through COO, as `csr_matrix(X)` goes, it takes
-    about three times the size of the result on the way."""
-    n, d = X.shape
-    index = np.int32 if n * d < np.iinfo(np.int32).max else np.int64
-    indices = np.tile(np.arange(d, dtype=index), n)
-    indptr = np.arange(0, n * d + 1, d, dtype=index)
-    return sparse.csr_matrix((np.ascontiguousarray(X).ravel(), indices, indptr), shape=(n, d))
+        tfidf = normalize(tf @ sparse.diags(self.idf_), norm="l2", copy=False)
+        return Blocks(self.embedding_weight * np.asarray(X, dtype=np.float64), tfidf.tocsr())
 
 
 def choose_features(embedding: np.ndarray | None, hybrid: np.ndarray | None) -> tuple[str, str]:

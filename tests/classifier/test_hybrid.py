@@ -61,6 +61,17 @@ def test_its_tfidf_columns_are_scikit_learns(spam_ham: SpamHam) -> None:
     np.testing.assert_allclose(features[:, :dims].toarray(), 2.0 * spam_ham.X_test)
 
 
+def test_many_concepts_keep_the_most_frequent_terms(
+    spam_ham: SpamHam, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("classifier.hybrid.MAX_WORD_WEIGHTS", 60)
+    head = fitted(spam_ham, features="hybrid")  # two one-vs-rest concepts: 30 terms each
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=30)
+    assert list(head.vocabulary_) == list(vectorizer.fit(TRAIN).get_feature_names_out())
+    exclusive = fitted(spam_ham, features="hybrid", mutually_exclusive=True)
+    assert len(exclusive.vocabulary_) == 60  # a binary softmax: one weight vector in all
+
+
 def test_auto_logs_what_it_picked_and_why(spam_ham: SpamHam) -> None:
     head = fitted(spam_ham, features="auto")
     assert head.features_ in ("embedding", "hybrid")
