@@ -35,6 +35,7 @@ from bench.load import redis_server
 
 SMALL = 10  # texts in the small upload
 POLL = 0.02  # seconds between looks at a job's status
+BIG_POLL = 0.5  # the same for the large upload, which takes a minute or so
 JSON_LIMIT = 10_000  # inputs per JSON upload request (PORTAL_BACKGROUND_IMPORT_ROWS)
 
 
@@ -49,13 +50,13 @@ def api(base: str, key: str, method: str, path: str, body: dict | None = None) -
         return json.loads(response.read() or b"{}")
 
 
-def wait(condition: Callable[[], bool], timeout: float = 900) -> float:
+def wait(condition: Callable[[], bool], timeout: float = 900, every: float = POLL) -> float:
     """Seconds until `condition()` holds."""
     started = time.perf_counter()
     while not condition():
         if time.perf_counter() - started > timeout:
             raise TimeoutError(f"not done within {timeout:.0f} s")
-        time.sleep(POLL)
+        time.sleep(every)
     return time.perf_counter() - started
 
 
@@ -204,7 +205,8 @@ def measure_design(design, rounds: int, size: int, seed: int, key: str, quiet_cl
                         figures[name].append(time.perf_counter() - started)
                         del pending[name]
                 time.sleep(POLL)
-            wait(fully_embedded(big))
+            # Counting the large app's embedded inputs takes CPU time the workers need.
+            wait(fully_embedded(big), every=BIG_POLL)
             figures["throughput"].append(size / (time.perf_counter() - uploaded))
     return figures
 
@@ -280,7 +282,7 @@ def report(results: dict, size: int, rounds: int, load_rows: list[str]) -> list[
     for label, name, goal in rows:
         lines.append(f"| {label} | {median(two[name])} | {median(one[name])} | {goal} |")
     lines.append(
-        f"| {size:,}-text upload: texts/s from its answer to embedded | "
+        f"| {size:,}-text upload: texts/s from its first request to embedded | "
         f"{statistics.median(two['throughput']):.0f} | {statistics.median(one['throughput']):.0f}"
         f" | ≥ 90% of one queue ({rate:.0%}): {met(rate >= 0.9)} |"
     )

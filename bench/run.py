@@ -31,6 +31,7 @@ MODULES = {
     "active": "bench.active",
     "similar": "bench.similar",
     "queues": "bench.queues",
+    "training": "bench.training",
 }
 SECTIONS = [
     "inputs",
