@@ -337,30 +337,41 @@ class ConceptHead(BaseEstimator):
     ) -> tuple[float, list[str], np.ndarray | None]:
         if self.C is not None:
             return float(self.C), [f"C = {self.C:g} (set)"], None
-        short = [p for p in problems if np.bincount(p.y).min() < MIN_PER_CLASS_FOR_CV]
-        if short:
+        # One-vs-rest: C is chosen on the concepts with enough examples and serves them
+        # all, so that a few rare concepts don't leave the head untuned.
+        eligible = [
+            p
+            for p in problems
+            if np.bincount(p.y, minlength=p.n_classes).min() >= MIN_PER_CLASS_FOR_CV
+        ]
+        if not eligible:
             return (
                 DEFAULT_C,
                 [
                     f"C = {DEFAULT_C:g} (default: cross-validation needs {MIN_PER_CLASS_FOR_CV} "
-                    f"examples of each class, {short[0].name!r} has fewer)"
+                    f"examples of each class, {problems[0].name!r} has fewer)"
                 ],
                 None,
             )
-        per_fold = sum(p.cv_losses(C_CANDIDATES, balanced, self.random_state) for p in problems)
-        per_fold = per_fold / len(problems)
+        per_fold = sum(p.cv_losses(C_CANDIDATES, balanced, self.random_state) for p in eligible)
+        per_fold = per_fold / len(eligible)
         losses = per_fold.mean(axis=0)
         chosen = prefer_default(per_fold)
         best = C_CANDIDATES[chosen]
         pairs = zip(C_CANDIDATES, losses, strict=True)
         scores = ", ".join(f"C={c:g}: {loss:.3f}" for c, loss in pairs)
-        sampled = any(len(p.y) > CV_MAX_ROWS for p in problems)
+        sampled = any(len(p.y) > CV_MAX_ROWS for p in eligible)
         how = (
             f"{CV_FOLDS_SAMPLED}-fold cross-validation on a stratified sample of "
             f"{CV_MAX_ROWS:,} labeled inputs"
             if sampled
             else f"{N_FOLDS}-fold cross-validation"
         )
+        if len(eligible) < len(problems):
+            how += (
+                f" on the {len(eligible)} of {len(problems)} concepts with "
+                f"{MIN_PER_CLASS_FOR_CV} examples of each class"
+            )
         return (
             best,
             [f"{how}, mean log loss: {scores}", f"C = {best:g} (chosen by cross-validation)"],

@@ -185,6 +185,17 @@ def test_it_uses_the_default_C_with_little_data(spam_ham: SpamHam) -> None:
     assert any("default" in line for line in head.fit_log_)
 
 
+def test_a_rare_concept_does_not_leave_the_others_untuned(spam_ham: SpamHam) -> None:
+    # A third concept on three inputs: too few to cross-validate, so C is chosen on the
+    # two concepts that have enough examples and serves all three.
+    Y = np.hstack([spam_ham.Y_train, np.full((len(spam_ham.Y_train), 1), -1, dtype=np.int8)])
+    Y[:3, 2] = 1
+    head = ConceptHead(["spam", "ham", "rare"]).fit(spam_ham.X_train, Y)
+    assert f"C = {head.chosen_C_:g} (chosen by cross-validation)" in head.fit_log_
+    assert any("on the 2 of 3 concepts with 5 examples" in line for line in head.fit_log_)
+    assert head.cv_losses_ is not None
+
+
 def test_it_uses_a_given_C(spam_ham: SpamHam) -> None:
     head = ConceptHead(["spam", "ham"], C=0.5).fit(spam_ham.X_train, spam_ham.Y_train)
     assert head.chosen_C_ == 0.5
