@@ -360,7 +360,7 @@ class ConceptHead(BaseEstimator):
         best = C_CANDIDATES[chosen]
         pairs = zip(C_CANDIDATES, losses, strict=True)
         scores = ", ".join(f"C={c:g}: {loss:.3f}" for c, loss in pairs)
-        sampled = any(len(p.y) > CV_MAX_ROWS for p in eligible)
+        sampled = any(p.sampled for p in eligible)
         how = (
             f"{CV_FOLDS_SAMPLED}-fold cross-validation on a stratified sample of "
             f"{CV_MAX_ROWS:,} labeled inputs"
@@ -461,11 +461,17 @@ class _Problem:
             results.append((weights.copy(), intercept.copy()))
         return results
 
+    @property
+    def sampled(self) -> bool:
+        """Whether C is chosen on a sample: there are more than CV_MAX_ROWS rows, and the
+        rows left out still hold every class once, as a stratified split needs."""
+        return len(self.y) - CV_MAX_ROWS >= self.n_classes
+
     def sample(self, random_state: int) -> _Problem:
         """This problem, or a stratified sample of it small enough to cross-validate fast."""
         rng = np.random.default_rng(random_state)
         rows = np.arange(len(self.y))
-        if len(rows) > CV_MAX_ROWS:
+        if self.sampled:
             rows, _ = train_test_split(
                 rows, train_size=CV_MAX_ROWS, stratify=self.y, random_state=random_state
             )

@@ -196,6 +196,17 @@ def test_a_rare_concept_does_not_leave_the_others_untuned(spam_ham: SpamHam) -> 
     assert head.cv_losses_ is not None
 
 
+def test_many_classes_just_above_the_sample_size_train() -> None:
+    # 610 inputs of 20 classes: sampling 600 for cross-validation would leave 10 rows,
+    # too few to hold every class; the whole set is cross-validated instead.
+    rng = np.random.default_rng(0)
+    y = np.arange(610) % 20
+    X = rng.normal(size=(610, 16)) + np.eye(20)[y, :16] * 3
+    Y = np.where(np.eye(20, dtype=bool)[y], 1, -1).astype(np.int8)
+    head = ConceptHead([f"c{i}" for i in range(20)], mutually_exclusive=True).fit(X, Y)
+    assert any(line.startswith("5-fold cross-validation") for line in head.fit_log_)
+
+
 def test_it_uses_a_given_C(spam_ham: SpamHam) -> None:
     head = ConceptHead(["spam", "ham"], C=0.5).fit(spam_ham.X_train, spam_ham.Y_train)
     assert head.chosen_C_ == 0.5
