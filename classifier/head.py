@@ -25,9 +25,10 @@ embeddings (5-40 labeled examples per class, 10-20 random draws each, and the fu
   the majority class (full SMS set: accuracy 0.84 against 0.92). On small balanced sets,
   accuracy is the same for any C from 0.1 to 100; log loss favours 10.
 * C by 5-fold cross-validation over (0.1, 1, 10, 100), scored by log loss, once every class
-  has 5 examples. Log loss, because users read the probabilities; choosing by accuracy gave
-  the same accuracy and much worse probabilities. One C is shared by all the concepts (the
-  mean of their losses) so that small concepts don't get a noisy choice of their own.
+  of a problem has 5 examples. Log loss, because users read the probabilities; choosing by
+  accuracy gave the same accuracy and much worse probabilities. One C is shared by all the
+  concepts (the mean of their losses) so that small concepts don't get a noisy choice of
+  their own; one-vs-rest concepts with fewer examples take the C the others chose.
   The default stays unless another C's loss is lower by more than one standard error of
   the per-fold differences: on IMDB (200 reviews, 25 splits) the plain minimum picked C=1
   in 14 of 25 splits and lost 1.3 points of accuracy against raw `LogisticRegression()`;
