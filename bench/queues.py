@@ -32,22 +32,12 @@ from pathlib import Path
 from bench import predict
 from bench.common import ROOT, sentences
 from bench.load import redis_server
+from bench.memory import call
 
 SMALL = 10  # texts in the small upload
 POLL = 0.02  # seconds between looks at a job's status
 BIG_POLL = 0.5  # the same for the large upload, which takes a minute or so
 JSON_LIMIT = 10_000  # inputs per JSON upload request (PORTAL_BACKGROUND_IMPORT_ROWS)
-
-
-def api(base: str, key: str, method: str, path: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"{base}/api/v1{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Token {key}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read() or b"{}")
 
 
 def wait(condition: Callable[[], bool], timeout: float = 900, every: float = POLL) -> float:
@@ -168,7 +158,7 @@ def measure_design(design, rounds: int, size: int, seed: int, key: str, quiet_cl
     train = "/apps/predict/models/spam/versions"
 
     def click() -> Callable[[], bool]:
-        version = api(base, key, "POST", train)
+        version = call(base, key, "POST", train)
         pk = ModelVersion.objects.get(model__slug="spam", number=int(version["id"])).pk
         return status_is(ModelVersion, pk, ModelVersion.Status.TRAINED, ModelVersion.Status.FAILED)
 
@@ -185,11 +175,11 @@ def measure_design(design, rounds: int, size: int, seed: int, key: str, quiet_cl
             uploaded = time.perf_counter()
             for start in range(0, size, JSON_LIMIT):
                 part = upload(texts[start : start + JSON_LIMIT], "big")
-                api(base, key, "POST", "/apps/big/datasets/all/inputs", part)
+                call(base, key, "POST", "/apps/big/datasets/all/inputs", part)
             time.sleep(2)  # the upload's embedding is under way
             started = time.perf_counter()
             trained = click()
-            snapshot = api(base, key, "POST", "/apps/predict/datasets/sms/versions")
+            snapshot = call(base, key, "POST", "/apps/predict/datasets/sms/versions")
             versioned = status_is(
                 DatasetVersion,
                 DatasetVersion.objects.get(dataset__slug="sms", number=snapshot["id"]).pk,
@@ -197,7 +187,7 @@ def measure_design(design, rounds: int, size: int, seed: int, key: str, quiet_cl
                 DatasetVersion.Status.FAILURE,
             )
             extra = sentences(SMALL, seed=seed + 1000 + round_)
-            api(base, key, "POST", "/apps/small/datasets/all/inputs", upload(extra, "small"))
+            call(base, key, "POST", "/apps/small/datasets/all/inputs", upload(extra, "small"))
             pending = {"click": trained, "version": versioned, "small": fully_embedded(small)}
             while pending:
                 for name, done in list(pending.items()):
