@@ -27,6 +27,7 @@ from sklearn.base import clone
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
+from classifier import linear
 from classifier.head import ConceptHead
 from classifier.hybrid import HybridHead
 
@@ -59,7 +60,7 @@ def cross_val_proba(
     is called after each fold. A `HybridHead` also needs the `texts` of the rows; each
     fold's clone learns its vocabulary from that fold's training texts only.
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = linear.as_features(X)
     Y = known_labels(Y)
     concepts = list(head.concepts)
     if folds < 2:

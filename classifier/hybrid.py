@@ -59,6 +59,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from classifier import linear
 from classifier.head import Choice, ConceptHead, HeadFormatError
 from classifier.linear import Blocks
 
@@ -113,7 +114,7 @@ class HybridHead(BaseEstimator):
         if self.features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, not {self.features!r}")
         texts = list(texts)
-        X = np.asarray(X, dtype=np.float64)
+        X = linear.as_features(X)
         if len(texts) != len(X):
             raise ValueError(f"got {len(texts)} texts for {len(X)} embeddings")
         background = self.background
@@ -133,7 +134,8 @@ class HybridHead(BaseEstimator):
                 ngram_range=NGRAM_RANGE, sublinear_tf=True, max_features=terms
             )
             try:
-                vectorizer.fit(texts)
+                # The same TF-IDF arithmetic as `_hybrid`, without reading the texts twice.
+                tfidf = vectorizer.fit_transform(texts)
             except ValueError:  # no text has a word of two or more letters
                 wordless = True
             else:
@@ -143,7 +145,8 @@ class HybridHead(BaseEstimator):
                 if has_background:
                     extra = self._hybrid(list(self.background_texts), background)
                 head = self._head(extra)
-                candidates["hybrid"] = head, head.choose(self._hybrid(texts, X), Y)
+                features = Blocks(self.embedding_weight * X, tfidf.tocsr())
+                candidates["hybrid"] = head, head.choose(features, Y)
         if self.features != "hybrid" or wordless:
             head = self._head(background)
             candidates["embedding"] = head, head.choose(X, Y)
@@ -173,7 +176,7 @@ class HybridHead(BaseEstimator):
         if not hasattr(self, "head_"):
             raise NotFittedError("this HybridHead is not trained yet: call fit() first")
         texts = list(texts)
-        X = np.asarray(X, dtype=np.float64)
+        X = linear.as_features(X)
         if len(texts) != len(X):
             raise ValueError(f"got {len(texts)} texts for {len(X)} embeddings")
         if self.features_ == "embedding":
@@ -182,7 +185,7 @@ class HybridHead(BaseEstimator):
 
     def transform(self, texts: Sequence[str], X: np.ndarray) -> sparse.csr_matrix:
         """The hybrid features: weighted embedding columns, then the TF-IDF columns."""
-        return self._hybrid(list(texts), np.asarray(X, dtype=np.float64)).tocsr()
+        return self._hybrid(list(texts), X).tocsr()
 
     # Persistence: plain arrays and JSON, never pickle, so loading can't run code.
 
@@ -270,7 +273,7 @@ class HybridHead(BaseEstimator):
         tf = counts.astype(np.float64)
         tf.data = np.log(tf.data) + 1.0
         tfidf = normalize(tf @ sparse.diags(self.idf_), norm="l2", copy=False)
-        return Blocks(self.embedding_weight * np.asarray(X, dtype=np.float64), tfidf.tocsr())
+        return Blocks(self.embedding_weight * linear.as_features(X), tfidf.tocsr())
 
 
 def choose_features(embedding: np.ndarray | None, hybrid: np.ndarray | None) -> tuple[str, str]:

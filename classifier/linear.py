@@ -3,7 +3,8 @@
 `fit_logistic` minimises the objective scikit-learn's `LogisticRegression(solver="lbfgs")`
 minimises (the weighted mean log loss plus ||W||² / (2·C·Σw), the intercept unpenalised;
 a binary problem has one weight vector, more classes one per class), with the same
-L-BFGS settings, so it finds the same model. It exists for `Blocks`: the hybrid head's
+L-BFGS settings, so it finds the same model (a large problem starts nearer, from a
+sample's solution, and stops by the same rule). It exists for `Blocks`: the hybrid head's
 features are a dense embedding beside sparse TF-IDF words. As one sparse matrix, every
 product walks the embedding's 384 stored values per row through a sparse kernel: on
 Banking77 (10,003 texts, 77 concepts) that made a fit several times slower than the same
@@ -22,6 +23,10 @@ from scipy.special import expit, log_expit, logsumexp, softmax
 from sklearn.exceptions import ConvergenceWarning
 
 TOL = 1e-4  # scikit-learn's default for lbfgs
+# Above twice this many rows, a fit with no start starts from the fit of a sample of this
+# many: the final fit of 100,000 texts (3 concepts, 50,384 columns) took 203 iterations,
+# 15.0 s; from a 20,000-row start, 2.9 s and then 105 iterations, 8.5 s.
+WARM_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -45,12 +50,18 @@ Features = np.ndarray | sparse.csr_matrix | Blocks
 
 
 def as_features(X: Any) -> Features:
-    """`X` as float64: an array, CSR, or `Blocks` of both."""
+    """`X` as an array, CSR, or `Blocks` of both: sparse values as float64, dense ones as
+    float32 if they are (embeddings are), else float64."""
     if isinstance(X, Blocks):
-        return Blocks(np.asarray(X.dense, dtype=np.float64), _csr(X.words))
+        return Blocks(_dense(X.dense), _csr(X.words))
     if sparse.issparse(X):
         return _csr(X)
-    return np.asarray(X, dtype=np.float64)
+    return _dense(X)
+
+
+def _dense(X: Any) -> np.ndarray:
+    X = np.asarray(X)
+    return X if X.dtype == np.float32 else X.astype(np.float64, copy=False)
 
 
 def _csr(X: Any) -> sparse.csr_matrix:
@@ -58,6 +69,8 @@ def _csr(X: Any) -> sparse.csr_matrix:
 
 
 def rows(X: Features, index: np.ndarray) -> Features:
+    if len(index) == X.shape[0] and (np.diff(index) == 1).all():
+        return X  # every row in order: no copy
     if isinstance(X, Blocks):
         return Blocks(np.take(X.dense, index, axis=0), X.words[index])
     return X[index]
@@ -79,15 +92,32 @@ def dot(X: Features, W: np.ndarray) -> np.ndarray:
     """X @ W.T, for W of shape (k, n_features)."""
     if isinstance(X, Blocks):
         d = X.dense.shape[1]
-        return X.dense @ W[:, :d].T + np.asarray(X.words @ W[:, d:].T)
-    return np.asarray(X @ W.T)
+        return _dense_dot(X.dense, W[:, :d]) + np.asarray(X.words @ W[:, d:].T)
+    if sparse.issparse(X):
+        return np.asarray(X @ W.T)
+    return _dense_dot(X, W)
 
 
 def _tdot(X: Features, G: np.ndarray) -> np.ndarray:
     """G.T @ X, shape (k, n_features), for G of shape (n, k)."""
     if isinstance(X, Blocks):
-        return np.hstack([G.T @ X.dense, np.asarray(X.words.T @ G).T])
-    return np.asarray(X.T @ G).T
+        return np.hstack([_dense_tdot(X.dense, G), np.asarray(X.words.T @ G).T])
+    if sparse.issparse(X):
+        return np.asarray(X.T @ G).T
+    return _dense_tdot(X, G)
+
+
+# Dense products run in the matrix's own precision: float32 embeddings are not copied to
+# float64 for every product, which halves the memory a fit reads (the bulk of its time at
+# 100,000 inputs); the results are float64.
+
+
+def _dense_dot(X: np.ndarray, W: np.ndarray) -> np.ndarray:
+    return (X @ W.T.astype(X.dtype)).astype(np.float64, copy=False)
+
+
+def _dense_tdot(X: np.ndarray, G: np.ndarray) -> np.ndarray:
+    return (G.T.astype(X.dtype) @ X).astype(np.float64, copy=False)
 
 
 def used_columns(X: Features) -> tuple[Features, np.ndarray | None]:
@@ -117,9 +147,18 @@ def fit_logistic(
     max_iter: int = 1000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights (k, n_features) and intercepts (k,): k = 1 for two classes (the weights of
-    class 1 against class 0), else n_classes. `start` warm-starts from such a pair."""
+    class 1 against class 0), else n_classes. `start` warm-starts from such a pair; without
+    one, a large problem starts from a sample's solution (see `WARM_ROWS`)."""
     n, width = X.shape
     k = 1 if n_classes == 2 else n_classes
+    if start is None and n > 2 * WARM_ROWS:
+        # The same objective on a random sample (alpha below is kept: C grows as the total
+        # weight shrinks) is cheap to solve and lands near the full solution.
+        picked = np.sort(np.random.default_rng(0).choice(n, WARM_ROWS, replace=False))
+        C_sample = C * w.sum() / w[picked].sum()
+        start = fit_logistic(
+            rows(X, picked), y[picked], w[picked], C_sample, n_classes, None, max_iter
+        )
     total = w.sum()
     alpha = 1.0 / (C * total)
     weights = w / total

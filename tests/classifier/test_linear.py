@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 from scipy import sparse
+from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 
-from classifier.linear import Blocks, dot, fit_logistic, rows, stack, used_columns
+from classifier import linear
+from classifier.linear import Blocks, as_features, dot, fit_logistic, rows, stack, used_columns
 
 
 def problem(n_classes: int, seed: int = 0):
@@ -49,3 +51,33 @@ def test_unused_word_columns_are_left_out_and_the_dense_ones_kept() -> None:
     assert narrow.shape == (2, 5)
     np.testing.assert_array_equal(columns, [0, 1, 2, 4, 6])
     assert used_columns(dense) == (dense, None)
+
+
+def objective(X: Blocks, y: np.ndarray, w: np.ndarray, C: float, fit: tuple) -> float:
+    """What fit_logistic minimises: the weighted mean log loss plus the penalty."""
+    Z = dot(X, fit[0]) + fit[1]
+    p = softmax(Z, axis=1)[np.arange(len(y)), y]
+    return float(w @ -np.log(p) / w.sum() + np.vdot(fit[0], fit[0]) / (2 * C * w.sum()))
+
+
+def test_a_large_problem_starts_from_a_samples_fit_and_fits_as_well(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blocks, y, w = problem(3)
+    cold = fit_logistic(blocks, y, w, 10.0, 3)
+    monkeypatch.setattr(linear, "WARM_ROWS", 100)  # 300 rows: a 100-row sample first
+    warm = fit_logistic(blocks, y, w, 10.0, 3)
+    assert objective(blocks, y, w, 10.0, warm) <= objective(blocks, y, w, 10.0, cold) + 1e-5
+    scores = [dot(blocks, fit[0]) + fit[1] for fit in (warm, cold)]
+    np.testing.assert_array_equal(scores[0].argmax(axis=1), scores[1].argmax(axis=1))
+
+
+def test_float32_embeddings_stay_float32_and_fit_the_same_model() -> None:
+    blocks, y, w = problem(2)
+    single = Blocks(blocks.dense.astype(np.float32), blocks.words)
+    assert as_features(single).dense.dtype == np.float32
+    assert as_features(blocks.dense.astype(np.float16)).dtype == np.float64
+    ours = fit_logistic(single, y, w, 10.0, 2)
+    theirs = fit_logistic(blocks, y, w, 10.0, 2)
+    np.testing.assert_allclose(ours[0], theirs[0], atol=2e-3)
+    assert dot(single, ours[0]).dtype == np.float64
