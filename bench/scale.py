@@ -91,14 +91,14 @@ def make_csv(texts: list[str]) -> bytes:
     return out.getvalue().encode()
 
 
-def new_app():
+def new_app(slug: str = "scale"):
     from django.contrib.auth import get_user_model
 
     from portal.models import App, Dataset
 
     user, _ = get_user_model().objects.get_or_create(username="bench")
-    App.objects.filter(owner=user, slug="scale").delete()
-    app = App.objects.create(owner=user, slug="scale")
+    App.objects.filter(owner=user, slug=slug).delete()
+    app = App.objects.create(owner=user, slug=slug)
     Dataset.objects.create(app=app, slug="all")
     return app
 
@@ -139,15 +139,8 @@ def embed_step(app, size: int) -> tuple[Step, float]:
 
     # Loaded as a worker process loads it when it starts: not part of any job.
     embedders.get_embedder(embedders.DEFAULT_MODEL)
-    ids = list(Input.objects.filter(app=app).order_by("pk").values_list("pk", flat=True))
-
-    def tasks() -> None:
-        for start in range(0, len(ids), embedding.BATCH):
-            embedding.embed_inputs(ids[start : start + embedding.BATCH])
-        embedding.background_vectors(app.base_model)
-
     before = Embedding.objects.count()
-    seconds, peak, _ = measured(tasks)
+    seconds, peak, _ = measured(lambda: embed_all(app))
     embedded = Embedding.objects.count() - before  # the inputs and the Enrich corpus
     assert embedding.embedded_count(app) == (size, size)
     raw_model = SentenceTransformer(str(embedders.get_model_path()), device="cpu")
@@ -179,6 +172,17 @@ def embed_step(app, size: int) -> tuple[Step, float]:
         note,
     )
     return step, rate
+
+
+def embed_all(app) -> None:
+    """What the embedding tasks do for every input of `app`, then the Enrich corpus."""
+    from portal import embedding
+    from portal.models import Input
+
+    ids = list(Input.objects.filter(app=app).order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(ids), embedding.BATCH):
+        embedding.embed_inputs(ids[start : start + embedding.BATCH])
+    embedding.background_vectors(app.base_model)
 
 
 def version_step(app):
