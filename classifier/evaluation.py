@@ -252,13 +252,19 @@ def most_confident_mistakes(
     concepts: Sequence[str],
     limit: int = 20,
     threshold: float = 0.5,
+    mutually_exclusive: bool = False,
 ) -> list[dict[str, Any]]:
     """Known labels the probabilities get wrong at `threshold`, the most wrong first.
 
     How wrong is the distance between label and probability (a positive at 0.02 before a
-    negative at 0.9). Each is ``{"row", "concept", "label", "probability"}``.
+    negative at 0.9). Each is ``{"row", "concept", "label", "probability"}``. With
+    mutually exclusive concepts a mistake is a row whose most probable concept is not its
+    own: listed once, by its own concept's probability, lowest first, with the
+    ``"predicted"`` concept.
     """
     Y, P = _check(Y, P)
+    if mutually_exclusive:
+        return _exclusive_mistakes(Y, P, concepts, limit)
     rows, columns = np.nonzero(Y != -1)
     labels = Y[rows, columns]
     probabilities = P[rows, columns]
@@ -274,6 +280,28 @@ def most_confident_mistakes(
             "concept": concepts[columns[i]],
             "label": int(labels[i]),
             "probability": float(probabilities[i]),
+        }
+        for i in order
+    ]
+
+
+def _exclusive_mistakes(
+    Y: np.ndarray, P: np.ndarray, concepts: Sequence[str], limit: int
+) -> list[dict[str, Any]]:
+    rows = np.flatnonzero((Y == 1).any(axis=1))
+    own = (Y[rows] == 1).argmax(axis=1)
+    predicted = P[rows].argmax(axis=1)
+    wrong = own != predicted
+    rows, own, predicted = rows[wrong], own[wrong], predicted[wrong]
+    probabilities = P[rows, own]
+    order = np.lexsort((rows, probabilities))[:limit]
+    return [
+        {
+            "row": int(rows[i]),
+            "concept": concepts[own[i]],
+            "label": 1,
+            "probability": float(probabilities[i]),
+            "predicted": concepts[predicted[i]],
         }
         for i in order
     ]

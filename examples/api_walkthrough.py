@@ -6,7 +6,7 @@
 Creates an app, uploads the training CSV into a dataset and bookmarks a version, creates
 an embedding-classifier model, sets its parameters from the data, trains it, predicts a
 few texts, evaluates it on the training set (k-fold cross-validation) and on the test
-CSV (held-out), and compares the two evaluations. Make a token under Settings → API
+CSV (held-out), and compares the two evaluations. Make a token under your name → API
 tokens, or with `manage.py create_api_token USERNAME`; --token defaults to $TEXTCAT_TOKEN.
 """
 

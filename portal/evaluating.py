@@ -4,6 +4,10 @@ On the dataset version the model was trained on, every input is scored by a head
 trained on the other folds only (stratified k-fold cross-validation, with the version's
 own training parameters); on any other version, by the trained head itself. Either way
 the numbers come from `classifier.evaluation` and embeddings from the cache.
+
+Another version may still hold inputs the model was trained on (a later version of the
+same dataset holds all of them): the evaluation counts them, by text, and the pages and
+the API say so; `unseen_only` scores only the others.
 """
 
 import io
@@ -15,7 +19,7 @@ import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from classifier import embedders
@@ -53,14 +57,38 @@ class EvaluationError(ValueError):
     """The evaluation can't start or can't go on; the message says why in plain words."""
 
 
+def trained_texts(version: ModelVersion):
+    """The text hashes of the rows the model version was trained on, as a subquery."""
+    return DatasetVersionRow.objects.filter(version_id=version.dataset_version_id).values(
+        "text_hash"
+    )
+
+
+def seen_counts(version: ModelVersion, candidates: list[DatasetVersion]) -> dict[int, int]:
+    """For each dataset version (by primary key), how many of its inputs the model version
+    was trained on, by text: one query."""
+    shared = (
+        DatasetVersionRow.objects.filter(
+            version__in=candidates, text_hash__in=trained_texts(version)
+        )
+        .values("version")
+        .annotate(n=Count("pk"))
+    )
+    counts = {dv.pk: 0 for dv in candidates}
+    counts.update({row["version"]: row["n"] for row in shared})
+    return counts
+
+
 def start_evaluation(
     version: ModelVersion,
     dataset_version: DatasetVersion,
     user: AbstractBaseUser | None,
     label: str = "",
+    unseen_only: bool = False,
 ) -> Evaluation:
     """Queue an evaluation. Raises EvaluationError (nothing created) or QueueUnavailable
-    (the evaluation is FAILED with the reason)."""
+    (the evaluation is FAILED with the reason). `unseen_only`: on another dataset version
+    than the training one, score only the inputs the model was not trained on."""
     if version.status != ModelVersion.Status.TRAINED:
         raise EvaluationError(f"Version {version.number} is not trained.")
     if dataset_version.dataset.app_id != version.model.app_id:
@@ -70,13 +98,31 @@ def start_evaluation(
             f"Version {dataset_version.number} of dataset {dataset_version.dataset.slug} "
             "is not ready."
         )
+    kfold = dataset_version.pk == version.dataset_version_id
+    seen = total = None
+    if kfold and unseen_only:
+        raise EvaluationError(
+            "Cross-validation already scores every input with a model trained without it: "
+            "only the inputs not in the training data applies to another dataset version."
+        )
+    if not kfold:
+        seen = seen_counts(version, [dataset_version])[dataset_version.pk]
+        total = dataset_version.input_count
+        if unseen_only and seen >= total:
+            raise EvaluationError(
+                f"Every input of {dataset_version.dataset.slug} v{dataset_version.number} was "
+                "in the training data: no input is left to score."
+            )
     with transaction.atomic():
         evaluation = Evaluation.objects.create(
             model_version=version,
             dataset_version=dataset_version,
             user=user,
             label=label,
-            kfold=dataset_version.pk == version.dataset_version_id,
+            kfold=kfold,
+            seen=seen,
+            total=total,
+            unseen_only=unseen_only and not kfold,
         )
         enqueue_on_commit(
             evaluate_model_version,
@@ -147,10 +193,11 @@ def _score(evaluation: Evaluation) -> None:
     base_model = train_params.get("base_embed_model") or embedders.DEFAULT_MODEL
     concepts = list(version.concepts)
     exclusive = bool(params.get("concepts_mutually_exclusive"))
+    scored = DatasetVersionRow.objects.filter(version=dataset_version)
+    if evaluation.unseen_only:
+        scored = scored.exclude(text_hash__in=trained_texts(version))
     rows = list(
-        DatasetVersionRow.objects.filter(version=dataset_version)
-        .order_by("pk")
-        .values_list("text", "text_hash", "positive", "negative", "pk")
+        scored.order_by("pk").values_list("text", "text_hash", "positive", "negative", "pk")
     )
     Y = labels_matrix([row[:4] for row in rows], concepts, exclusive)
     labeled = (Y != -1).any(axis=1)
@@ -198,7 +245,7 @@ def _score(evaluation: Evaluation) -> None:
     ids = np.array([r[4] for r in rows], dtype=np.int64)
     metrics["mistakes"] = [
         {**mistake, "row": int(ids[mistake["row"]])}
-        for mistake in most_confident_mistakes(Y, P, concepts)
+        for mistake in most_confident_mistakes(Y, P, concepts, mutually_exclusive=exclusive)
     ]
     Evaluation.objects.filter(pk=evaluation.pk, status=Status.EVALUATING).update(
         status=Status.EVALUATED,

@@ -247,7 +247,7 @@ def test_the_walkthrough_script(live_server, celery_worker, alice, key, train_cs
         "'code': 21100, 'name': 'MODEL-TRAINED'",
         "Input: 'This is a great place to work'",
         "Evaluation 'one' on text_dataset v1 (5-fold cross-validation)",
-        "Evaluation 'two' on test_text_dataset v1 (held-out test set)",
+        "Evaluation 'two' on test_text_dataset v1 (not held-out: every input was in the training",
         "macro_avg_roc_auc: ",
         "the test set overlaps the training set",
         "Total Labeled",

@@ -674,3 +674,77 @@ def test_deleting_the_dataset_version_deletes_its_evaluations(version, held_out_
     held_out_evaluation.dataset_version.delete()
     assert not Evaluation.objects.exists()
     assert TrainableModel.objects.get().versions.count() == 1
+
+
+# Inputs the model was trained on, in another dataset version
+
+
+def test_a_version_holding_every_training_input_is_not_called_held_out(version, alice_client):
+    dataset = version.dataset_version.dataset
+    later = versions.create_version(dataset)  # version 2: the same ten inputs
+    versions.snapshot(later.pk)
+    later.refresh_from_db()
+    page = alice_client.get(MODEL_PAGE).content.decode()
+    option = page.split(f'<option value="{later.pk}"')[1].split("</option>")[0]
+    assert "not held-out: every input was in the training data" in option
+    assert "held-out test set" not in option
+    evaluation = evaluated(version, later)
+    assert (evaluation.seen, evaluation.total) == (10, 10)
+    assert evaluation.method == "not held-out: every input was in the training data"
+    assert evaluation.overlap == "10 of 10 inputs were in the training data"
+    results = alice_client.get(f"{APP}/evaluations/{evaluation.pk}/").content.decode()
+    assert "10 of 10 inputs were in the training data" in results
+    assert "how well the model remembers its examples" in results
+    listed = alice_client.get(f"{APP}/evaluations/").content.decode()
+    assert "not held-out" in listed and "10 of 10 inputs were in the training data" in listed
+    api_url = f"/api/v1/apps/spam-filter/models/detector/versions/1/evaluations/{evaluation.pk}"
+    api = alice_client.get(api_url).json()
+    assert (api["seen_in_training"], api["total_inputs"], api["unseen_only"]) == (10, 10, False)
+    assert api["overlap"] == "10 of 10 inputs were in the training data"
+    with pytest.raises(evaluating.EvaluationError, match="no input is left to score"):
+        evaluating.start_evaluation(version, later, None, unseen_only=True)
+
+
+def test_only_the_inputs_not_trained_on_can_be_scored(version, alice_client):
+    app = version.model.app
+    # Two inputs of the training data, with their labels (labels belong to the input).
+    mixed = make_version(app, "mixed", [*HELD_OUT, (SPAM_TEXTS[0], None), (HAM_TEXTS[0], None)])
+    page = alice_client.get(MODEL_PAGE).content.decode()
+    option = page.split(f'<option value="{mixed.pk}"')[1].split("</option>")[0]
+    assert "2 of 10 in the training data" in option
+    assert "Score only the inputs not in the training data" in page
+    everything = evaluated(version, mixed)
+    assert (everything.seen, everything.total, everything.metrics["summary"]["n_rows"]) == (
+        2,
+        10,
+        10,
+    )
+    assert everything.method == "partly held-out test set"
+    response = alice_client.post(EVALUATE, {"dataset_version": mixed.pk, "unseen_only": "1"})
+    unseen = Evaluation.objects.get(unseen_only=True)
+    assert response.url == f"{APP}/evaluations/{unseen.pk}/"
+    evaluating.run(unseen.pk)
+    unseen.refresh_from_db()
+    assert unseen.status == Status.EVALUATED, unseen.error
+    assert unseen.metrics["summary"]["n_rows"] == len(HELD_OUT)
+    assert unseen.method == "held-out inputs only"
+    assert (
+        unseen.overlap == "2 of 10 inputs were in the training data; only the other 8 were scored"
+    )
+    scored = evaluating.load_scores(unseen)
+    texts = set(
+        DatasetVersionRow.objects.filter(pk__in=scored.rows.tolist()).values_list("text", flat=True)
+    )
+    assert texts == {text for text, _ in HELD_OUT}
+
+
+def test_cross_validation_refuses_unseen_only(version):
+    with pytest.raises(evaluating.EvaluationError, match="Cross-validation already scores"):
+        evaluating.start_evaluation(version, version.dataset_version, None, unseen_only=True)
+    assert not Evaluation.objects.exists()
+
+
+def test_a_held_out_set_says_nothing_of_overlap(held_out_evaluation):
+    assert (held_out_evaluation.seen, held_out_evaluation.total) == (0, len(HELD_OUT))
+    assert held_out_evaluation.method == "held-out test set"
+    assert held_out_evaluation.overlap == ""

@@ -47,6 +47,11 @@ class EvaluateIn(Forbid):
     use_kfold: bool | None = Field(
         None, description="true: k-fold cross-validation, on the training version only"
     )
+    unseen_only: bool = Field(
+        False,
+        description="on another dataset version: score only the inputs (by text) that the "
+        "model version was not trained on",
+    )
 
 
 class EvaluationSummaryOut(Schema):
@@ -107,6 +112,10 @@ class EvaluationOut(Schema):
     method: str
     folds: int | None
     folds_note: str
+    seen_in_training: int | None  # held-out: inputs (by text) the training data holds too
+    total_inputs: int | None  # held-out: inputs of the evaluated dataset version
+    unseen_only: bool  # only the inputs not in the training data were scored
+    overlap: str  # seen_in_training in words, "" when none
     status: StatusOut
     progress: float  # 0..1
     stage: str
@@ -154,6 +163,10 @@ def evaluation_out(evaluation: Evaluation, details: bool = False) -> dict:
         "method": evaluation.method,
         "folds": evaluation.folds,
         "folds_note": evaluation.folds_note,
+        "seen_in_training": evaluation.seen,
+        "total_inputs": evaluation.total,
+        "unseen_only": evaluation.unseen_only,
+        "overlap": evaluation.overlap,
         "status": status_of(evaluation.status, Evaluation.Status, EVALUATION_STATUS),
         "progress": evaluation.progress,
         "stage": evaluation.stage,
@@ -260,7 +273,7 @@ def evaluate(
     _check_method(version, dataset_version, body.use_kfold)
     try:
         evaluation = evaluating.start_evaluation(
-            version, dataset_version, request.user, body.eval_id or ""
+            version, dataset_version, request.user, body.eval_id or "", body.unseen_only
         )
     except evaluating.EvaluationError as exc:
         raise HttpError(400, str(exc)) from exc

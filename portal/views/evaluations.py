@@ -48,8 +48,11 @@ def evaluate(request: HttpRequest, app_id: str, model_id: str, number: int) -> H
     if dataset_version is None:
         messages.error(request, "Choose a dataset version to evaluate on.")
         return redirect(f"{model.get_absolute_url()}?version={number}#evaluate")
+    unseen_only = bool(request.POST.get("unseen_only"))
     try:
-        evaluation = evaluating.start_evaluation(version, dataset_version, request.user)
+        evaluation = evaluating.start_evaluation(
+            version, dataset_version, request.user, unseen_only=unseen_only
+        )
     except (evaluating.EvaluationError, QueueUnavailable) as exc:
         messages.error(request, str(exc))
         return redirect(f"{model.get_absolute_url()}?version={number}#evaluate")

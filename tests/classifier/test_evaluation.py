@@ -306,3 +306,14 @@ def test_it_evaluates_real_embeddings(spam_ham: SpamHam, exclusive: bool) -> Non
     if exclusive:
         assert report["summary"]["accuracy"] > 0.8
         assert np.sum(report["confusion_matrix"]["counts"]) == 24
+
+
+def test_an_exclusive_mistake_is_listed_once_with_what_it_was_taken_for() -> None:
+    Y = np.array([[1, -1], [-1, 1], [1, -1], [-1, 1]])
+    P = np.array([[0.9, 0.1], [0.7, 0.3], [0.4, 0.6], [0.2, 0.8]])
+    mistakes = most_confident_mistakes(Y, P, ["spam", "ham"], mutually_exclusive=True)
+    assert mistakes == [
+        {"row": 1, "concept": "ham", "label": 1, "probability": 0.3, "predicted": "spam"},
+        {"row": 2, "concept": "spam", "label": 1, "probability": 0.4, "predicted": "ham"},
+    ]
+    assert len(most_confident_mistakes(Y, P, ["spam", "ham"])) == 4  # per label: twice each
