@@ -104,8 +104,10 @@ class _Columns:
 
 
 def parse_csv(
-    data: bytes, *, max_text_length: int = 20_000, max_errors: int = 20
+    data: bytes, *, max_text_length: int = 100_000, max_errors: int = 20
 ) -> list[ParsedRow]:
+    # A text over the limit gets the limit's message, not the csv module's cell limit's.
+    csv.field_size_limit(max(csv.field_size_limit(), 2 * max_text_length))
     text = _decode(data)
     records = _records(text)
     header = next(records, None)

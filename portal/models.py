@@ -430,6 +430,26 @@ class ModelVersion(models.Model):
     def is_finished(self) -> bool:
         return self.status in (self.Status.TRAINED, self.Status.FAILED)
 
+    @property
+    def status_words(self) -> str:
+        return self.words(self.status)
+
+    @classmethod
+    def words(cls, status: int) -> str:
+        """A status as the pages say it; the code and its name are for API users."""
+        return {
+            cls.Status.TRAINED: "Trained",
+            cls.Status.TRAINING: "Training…",
+            cls.Status.QUEUED: "Waiting to train",
+            cls.Status.FAILED: "Training failed",
+        }[status]
+
+    @property
+    def state(self) -> str:
+        """What the model page shows of a training run: it changes with status, stage and
+        progress (the log is written with them)."""
+        return f"{self.status}:{self.stage}:{self.progress:.3f}"
+
 
 class PredictionJob(models.Model):
     """A CSV of texts to predict. PENDING -> RUNNING -> DONE | FAILED; DONE holds the result."""
@@ -489,6 +509,11 @@ class Evaluation(models.Model):
     kfold = models.BooleanField(default=False)
     folds = models.PositiveSmallIntegerField(null=True, blank=True)
     folds_note = models.CharField(max_length=300, blank=True)
+    # Not k-fold: how many of the evaluated version's inputs (by text) the training version
+    # holds too, of how many; and whether only the others were scored.
+    seen = models.PositiveIntegerField(null=True, blank=True)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    unseen_only = models.BooleanField(default=False)
     status = models.IntegerField(choices=Status, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)  # 0..1
     stage = models.CharField(max_length=100, blank=True)
@@ -511,10 +536,36 @@ class Evaluation(models.Model):
         return self.status in (self.Status.EVALUATED, self.Status.FAILED)
 
     @property
+    def status_words(self) -> str:
+        """The status as the pages say it; the code and its name are for API users."""
+        return {
+            self.Status.EVALUATED: "Evaluated",
+            self.Status.EVALUATING: "Evaluating…",
+            self.Status.QUEUED: "Waiting to evaluate",
+            self.Status.FAILED: "Evaluation failed",
+        }[self.status]
+
+    @property
     def method(self) -> str:
-        if not self.kfold:
-            return "held-out test set"
-        return f"{self.folds}-fold cross-validation" if self.folds else "cross-validation"
+        if self.kfold:
+            return f"{self.folds}-fold cross-validation" if self.folds else "cross-validation"
+        if self.unseen_only:
+            return "held-out inputs only"
+        if self.seen and self.seen == self.total:
+            return "not held-out: every input was in the training data"
+        if self.seen:
+            return "partly held-out test set"
+        return "held-out test set"
+
+    @property
+    def overlap(self) -> str:
+        """What the training data and the evaluated inputs share, in words ("" if nothing)."""
+        if self.kfold or not self.seen:
+            return ""
+        shared = f"{self.seen:,} of {self.total:,} inputs were in the training data"
+        if self.unseen_only:
+            return f"{shared}; only the other {self.total - self.seen:,} were scored"
+        return shared
 
 
 class ApiToken(models.Model):

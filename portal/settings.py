@@ -193,7 +193,7 @@ PORTAL_ONNX_CACHE_DIR = Path(os.getenv("PORTAL_ONNX_CACHE_DIR", DATA_DIR / "onnx
 
 # Predictions: texts per request, and characters per text (uploads use the same limit).
 PORTAL_MAX_PREDICT_TEXTS = envint("PORTAL_MAX_PREDICT_TEXTS", "128")
-PORTAL_MAX_TEXT_LENGTH = envint("PORTAL_MAX_TEXT_LENGTH", "20000")
+PORTAL_MAX_TEXT_LENGTH = envint("PORTAL_MAX_TEXT_LENGTH", "100000")
 
 # Uploads: files above the cap are refused before they are read; from this many rows
 # on, an import runs as a background job with a progress bar.

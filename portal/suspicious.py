@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from classifier.evaluation import cross_val_proba, known_labels
 from portal import labels, similar
 from portal.access import get_concept
-from portal.models import Annotation, App, Dataset, Input
+from portal.models import Annotation, App, Dataset, Input, ModelVersion
 from portal.training import labels_matrix, new_head
 
 MAX_LABELED = 5000
@@ -39,8 +39,10 @@ MAX_ROWS = 50
 FOLDS = 5
 BLOCK = 512  # rows per block of the pairwise similarity
 CACHE_SECONDS = 3600
-# One-vs-rest, no Enrich corpus, C chosen by cross-validation as training does.
+# No Enrich corpus, C chosen by cross-validation as training does; one-vs-rest, or one
+# softmax when the app's latest trained model has mutually exclusive concepts.
 PARAMS = {"train_params": {"head": "Embedding only"}, "concepts_mutually_exclusive": False}
+EXCLUSIVE_PARAMS = {**PARAMS, "concepts_mutually_exclusive": True}
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Report:
     too_many: bool = False
     too_few: str = ""  # why cross-validation could not run
     concepts: list[str] = field(default_factory=list)
+    exclusive: bool = False  # as the latest trained model: probabilities add up to 1
     folds: int = 0
     note: str = ""
     mislabeled: list[Mislabeled] = field(default_factory=list)
@@ -106,7 +109,7 @@ def _labels(app: App, dataset: Dataset | None) -> dict[int, dict[str, int]]:
 def check(app: App, dataset: Dataset | None = None) -> Report:
     """Both checks on the app's (or the dataset's) labeled inputs."""
     given = _labels(app, dataset)
-    report = Report(labeled=len(given))
+    report = Report(labeled=len(given), exclusive=_exclusive(app, dataset))
     if len(given) > MAX_LABELED:
         report.too_many = True
         return report
@@ -114,7 +117,7 @@ def check(app: App, dataset: Dataset | None = None) -> Report:
     ids, rows = index.rows_of(sorted(given))
     report.pending = len(given) - len(ids)
     X = index.matrix[rows] if len(ids) else np.zeros((0, 0), dtype=np.float32)
-    key = _fingerprint(ids, X, given)
+    key = _fingerprint(ids, X, given, report.exclusive)
     cached = cache.get(key)
     if cached is not None:
         return cached
@@ -127,9 +130,21 @@ def check(app: App, dataset: Dataset | None = None) -> Report:
     return report
 
 
-def _fingerprint(ids: np.ndarray, X: np.ndarray, given: dict[int, dict[str, int]]) -> str:
+def _exclusive(app: App, dataset: Dataset | None) -> bool:
+    """Whether the app's latest trained model version (on `dataset`, when one is chosen)
+    has mutually exclusive concepts."""
+    trained = ModelVersion.objects.filter(model__app=app, status=ModelVersion.Status.TRAINED)
+    if dataset is not None:
+        trained = trained.filter(dataset_version__dataset=dataset)
+    params = trained.order_by("-created", "-pk").values_list("params", flat=True).first()
+    return bool(params and params.get("concepts_mutually_exclusive"))
+
+
+def _fingerprint(
+    ids: np.ndarray, X: np.ndarray, given: dict[int, dict[str, int]], exclusive: bool
+) -> str:
     """A cache key that changes with any label, input or vector the checks read."""
-    digest = hashlib.sha256(ids.tobytes() + X.tobytes())
+    digest = hashlib.sha256(ids.tobytes() + X.tobytes() + bytes([exclusive]))
     digest.update(repr([sorted(given[int(pk)].items()) for pk in ids]).encode())
     return f"suspicious:{digest.hexdigest()}"
 
@@ -151,11 +166,16 @@ def _mislabeled(
     rows = _rows(ids, given)
     every = sorted({c for values in given.values() for c in values})
     K = known_labels(labels_matrix(rows, every, exclusive=False))
-    enough = [
-        c
-        for j, c in enumerate(every)
-        if (K[:, j] == 1).sum() >= MIN_EXAMPLES and (K[:, j] == 0).sum() >= MIN_EXAMPLES
-    ]
+    if report.exclusive:
+        # A softmax needs two concepts, each with examples; the others are implied.
+        enough = [c for j, c in enumerate(every) if (K[:, j] == 1).sum() >= MIN_EXAMPLES]
+        enough = enough if len(enough) >= 2 else []
+    else:
+        enough = [
+            c
+            for j, c in enumerate(every)
+            if (K[:, j] == 1).sum() >= MIN_EXAMPLES and (K[:, j] == 0).sum() >= MIN_EXAMPLES
+        ]
     if not enough:
         report.too_few = (
             f"Cross-validation needs a concept with at least {MIN_EXAMPLES} positive and "
@@ -163,10 +183,15 @@ def _mislabeled(
             "labeled with another concept counts as a negative)."
         )
         return
-    Y = labels_matrix(rows, enough, exclusive=False)
-    keep = (Y != -1).any(axis=1)
+    Y = labels_matrix(rows, enough, exclusive=report.exclusive)
+    if report.exclusive:
+        # Exactly one of the concepts per input: the others are negatives.
+        keep = (Y == 1).sum(axis=1) == 1
+        Y = np.where(Y == 1, 1, 0).astype(np.int8)
+    else:
+        keep = (Y != -1).any(axis=1)
     ids, X, Y = ids[keep], X[keep], Y[keep]
-    head = new_head(PARAMS, concepts=enough, background=None)
+    head = new_head(EXCLUSIVE_PARAMS if report.exclusive else PARAMS, enough, None)
     try:
         P, report.folds, report.note = cross_val_proba(head, X, Y, folds=FOLDS)
     except ValueError as exc:  # its message says which concept lacks examples

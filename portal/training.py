@@ -336,6 +336,11 @@ def _fit(run: Run) -> None:
             run.report(f"Embedding background texts: {done:,} of {missing:,}", 0.8 * done / missing)
 
         background = embedding.background_vectors(base_model, progress=background_progress)
+    elif params.get("train_params", {}).get("enrich_dataset", "Automatic") == "Automatic":
+        run.say(
+            "Enrich dataset: not used, the concepts are mutually exclusive (every text is one "
+            "of them, so there is no 'none of these' to learn from generic texts)"
+        )
     embed_seconds = time.perf_counter() - started
     run.say(f"embeddings ready in {embed_seconds:.2f} s")
 

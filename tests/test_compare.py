@@ -271,7 +271,7 @@ def test_the_list_shows_every_evaluation(alice_client, trained_model):
     assert f'action="{COMPARE}"' in body and ">Compare</button>" in body
     assert f'name="ids" value="{finished.pk}" id="compare-{finished.pk}">' in body
     assert f'name="ids" value="{queued.pk}" id="compare-{queued.pk}" disabled' in body
-    assert "21300 MODEL-EVALUATED" in body and "21303 MODEL-QUEUED-FOR-EVALUATION" in body
+    assert ">Evaluated</span>" in body and ">Waiting to evaluate</span>" in body
     assert "5-fold</span>" in body and "held-out</span>" in body
     summary = finished.metrics["summary"]
     assert f"{summary['macro_roc_auc']:.3f}" in body and f"{summary['macro_f1']:.3f}" in body

@@ -231,11 +231,45 @@ def test_labeling_never_redirects_elsewhere(alice_client, app, spam):
     assert response["Location"] == f"{URL}#input-{item.pk}"
 
 
-def test_a_concept_of_another_app_is_not_found(alice_client, app, bob):
+def test_a_concept_of_another_app_is_never_used(alice_client, app, bob):
     (item,) = make_inputs(app, 1)
-    Concept.objects.create(app=App.objects.create(owner=bob, slug="b"), slug="spam")
-    assert post_label(alice_client, item, "spam", "1").status_code == 404
+    theirs = Concept.objects.create(app=App.objects.create(owner=bob, slug="b"), slug="spam")
+    assert post_label(alice_client, item, "spam", "0").status_code == 404
     assert not Annotation.objects.exists()
+    post_label(alice_client, item, "spam", "1")  # "+ concept": a new concept of her app
+    assert Annotation.objects.get().concept.app == app
+    assert not theirs.annotations.exists()
+
+
+def test_a_new_concept_typed_in_a_row_is_created_and_applied(alice_client, app, spam):
+    (item,) = make_inputs(app, 1)
+    response = post_label(alice_client, item, "promo", "1")
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+    promo = Concept.objects.get(app=app, slug="promo")
+    assert promo.name == "promo"
+    assert label_of(item, promo) == 1
+    assert b'data-concept="promo"' in response.content
+    item.refresh_from_db()
+    post_label(alice_client, item, "SPAM", "1")  # IDs are one whatever their case
+    assert label_of(item, spam) == 1
+    assert Concept.objects.filter(app=app).count() == 2
+
+
+@pytest.mark.parametrize("typed", ["two words", "-dash", "x" * 65, "éclair!"])
+def test_a_concept_id_the_upload_window_refuses_is_refused_in_the_row(alice_client, app, typed):
+    (item,) = make_inputs(app, 1)
+    response = post_label(alice_client, item, typed, "1")
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+    alert = response.text.split('role="alert">')[1].split("</p>")[0]
+    assert "ID" in alert or "characters" in alert
+    assert b"Saved" not in response.content
+    assert not Concept.objects.exists()
+    assert not Annotation.objects.exists()
+    response = post_label(alice_client, item, typed, "1", htmx=False)
+    assert response.status_code == 302
+    assert not Concept.objects.exists()
 
 
 @pytest.mark.parametrize(("value", "revision"), [("2", 0), ("yes", 0), ("1", "x"), ("1", "")])

@@ -432,3 +432,27 @@ def test_a_step_embeds_only_a_few_texts_still_waiting_for_their_embedding(alice_
     shown(alice_client.get(URL))
     embedded = Embedding.objects.filter(text_hash__in=hashes).count()
     assert embedded == labeling.EMBED_NOW  # not all 44 in one request
+
+
+def test_two_positives_for_an_exclusive_model_need_a_deliberate_tick(alice_client, with_model):
+    ModelVersion.objects.filter(model__slug="detector").update(
+        params={**ModelVersion.objects.get().params, "concepts_mutually_exclusive": True}
+    )
+    page = alice_client.get(URL).content.decode()
+    assert '<fieldset class="label-choices" data-exclusive>' in page
+    assert "Several concepts on purpose" in page
+    item = shown(alice_client.get(URL))
+    response = alice_client.post(ACCEPT, form(item, "spam", "ham"), headers=HTMX)
+    assert "concepts are mutually exclusive: choose one of spam, ham" in response.content.decode()
+    assert labels_of(item) == {}
+    item.refresh_from_db()
+    deliberate = {**form(item, "spam", "ham"), "several": "1"}
+    response = alice_client.post(ACCEPT, deliberate, headers=HTMX)
+    assert labels_of(item) == {"spam": Annotation.POSITIVE, "ham": Annotation.POSITIVE}
+
+
+def test_a_one_vs_rest_model_takes_several_concepts_as_they_come(alice_client, with_model):
+    assert "data-exclusive" not in alice_client.get(URL).content.decode()
+    item = shown(alice_client.get(URL))
+    alice_client.post(ACCEPT, form(item, "spam", "ham"), headers=HTMX)
+    assert labels_of(item) == {"spam": Annotation.POSITIVE, "ham": Annotation.POSITIVE}

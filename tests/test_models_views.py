@@ -1,5 +1,7 @@
 import hashlib
 import html
+import json
+import urllib.parse
 
 import pytest
 from django.db import connection
@@ -157,7 +159,7 @@ def test_it_lists_models_with_their_latest_version(alice_client, app, trained):
     row = page.split(f'href="{MODEL}"')[1].split("</tr>")[0]
     assert "Transfer Learn" in row
     assert "v2" in row
-    assert '<span class="status code-21106">MODEL-TRAINING-FAILED</span>' in row
+    assert '<span class="status code-21106" title="Status 21106">Training failed</span>' in row
     assert "Mail filter" in row
     fresh = page.split(f'href="{URL}fresh/"')[1].split("</tr>")[0]
     assert "Not trained yet" in fresh
@@ -184,7 +186,13 @@ def test_the_model_page_does_not_query_per_version(alice_client, trained):
 
     one = queries()
     for n in range(2, 5):
-        ModelVersion.objects.create(model=trained.model, number=n, params=trained.params)
+        ModelVersion.objects.create(
+            model=trained.model,
+            number=n,
+            params=trained.params,
+            status=Status.TRAINED,
+            dataset_version=trained.dataset_version,
+        )
     assert queries() == one
 
 
@@ -292,7 +300,7 @@ def test_every_concept_of_the_version_is_checked_with_its_counts(alice_client, m
 def test_the_form_is_filled_from_the_models_params(alice_client, model, ready):
     model.params = {
         "dataset_id": "emails",
-        "dataset_version_id": "1",
+        "dataset_version_id": "2",
         "concepts": ["spam"],
         "train_params": {
             "base_embed_model": "all-MiniLM-L6-v2",
@@ -306,7 +314,7 @@ def test_the_form_is_filled_from_the_models_params(alice_client, model, ready):
     }
     model.save()
     page = text(alice_client.get(SETUP))
-    assert '<option value="1" selected>v1 · ' in page
+    assert '<option value="2" selected>v2 · ' in page
     concepts = page.split('<fieldset class="field concept-field">')[1].split("</fieldset>")[0]
     assert 'value="spam" checked>' in concepts
     assert 'value="ham">' in concepts
@@ -319,6 +327,20 @@ def test_the_form_is_filled_from_the_models_params(alice_client, model, ready):
     assert '<option value="Hybrid" selected>Hybrid</option>' in page
     subset = page.split('id="select-concepts"')[1].split("</fieldset>")[0]
     assert 'value="spam" checked>' in subset
+
+
+def test_training_again_starts_from_the_newest_version_and_says_so(alice_client, trained):
+    model = trained.model
+    model.params = {**trained.params, "dataset_version_id": "1"}
+    model.save()
+    page = text(alice_client.get(SETUP))
+    assert '<option value="2" selected>v2 · ' in page
+    assert "The last training used emails v1; the newest version, v2, is chosen." in page
+    model.params = trained.params  # trained on the newest: nothing to say
+    model.save()
+    page = text(alice_client.get(SETUP))
+    assert '<option value="2" selected>v2 · ' in page
+    assert "The last training used" not in page
 
 
 def test_changing_the_dataset_re_renders_its_parts(alice_client, app, model, ready):
@@ -426,8 +448,9 @@ def test_train_model_saves_the_params_and_queues_a_version(
     # No worker runs here: the model page shows the version waiting, and polling.
     page = text(alice_client.get(MODEL))
     row = page.split('id="model-version-1"')[1].split("</tr>")[0]
-    assert f'hx-get="{MODEL}versions/1/status/" hx-trigger="every 1s"' in row
-    assert "21103 MODEL-QUEUED-FOR-TRAINING" in row
+    assert f'hx-get="{MODEL}versions/1/status/?seen=' in row
+    assert 'hx-trigger="every 1s"' in row
+    assert 'title="Status 21103 MODEL-QUEUED-FOR-TRAINING">Waiting to train</span>' in row
     assert "Waiting for a worker" in row
 
 
@@ -529,13 +552,14 @@ def test_the_model_page_lists_versions(alice_client, trained, headers):
     page = text(response)
     assert f'<a class="button" href="{SETUP}">Configure and train again</a>' in page
     first = page.split('<tr id="model-version-1">')[1].split("</tr>")[0]
-    assert '<span class="status code-21100">21100 MODEL-TRAINED</span>' in first
+    assert 'title="Status 21100 MODEL-TRAINED">Trained</span>' in first
     assert '<span class="mono">emails</span> v2' in first
-    assert '<td class="num">1.23</td> <td class="num">0.06</td>' in first
+    assert '<td class="num">1.23 s</td> <td class="num">0.06 s</td>' in first
     assert f'hx-get="{MODEL}versions/1/"' in first
     second = page.split('id="model-version-2"')[1].split("</tr>")[0]
-    assert f'hx-get="{MODEL}versions/2/status/" hx-trigger="every 1s"' in second
-    assert "21101 MODEL-TRAINING" in second
+    assert f'hx-get="{MODEL}versions/2/status/?seen=' in second
+    assert 'hx-trigger="every 1s"' in second
+    assert ">Training…</span>" in second
     assert 'aria-valuenow="40"><span style="width: 40%">' in second
     assert "Embedding 120 of 2,000 new texts · 40%" in second
     assert '<td class="num">—</td>' in second
@@ -548,8 +572,11 @@ def test_the_status_fragment_polls_while_the_version_is_unfinished(alice_client,
     assert response.status_code == 200
     page = text(response)
     assert "<html" not in page
-    assert page.startswith(f'<tr id="model-version-1" hx-get="{MODEL}versions/1/status/"')
+    seen = urllib.parse.quote(ModelVersion.objects.get(pk=trained.pk).state)
+    url = f"{MODEL}versions/1/status/?seen={seen}"
+    assert page.startswith(f'<tr id="model-version-1" hx-get="{url}"')
     assert 'hx-trigger="every 1s"' in page
+    assert "HX-Trigger" not in response.headers
     assert 'role="progressbar"' in page
 
 
@@ -560,8 +587,35 @@ def test_the_status_fragment_stops_polling_once_finished(alice_client, trained, 
     assert page.startswith('<tr id="model-version-1">')
     assert "hx-trigger" not in page
     assert "progressbar" not in page
-    assert f"{status.value} {status.label}" in page
+    assert f'title="Status {status.value} {status.label}">' in page
+    assert ModelVersion.words(status) in page
     assert ("no labeled input" in page) == (status == Status.FAILED)
+
+
+def test_the_status_fragment_tells_the_page_when_the_version_changed(alice_client, trained):
+    ModelVersion.objects.filter(pk=trained.pk).update(status=Status.TRAINING, stage="Fitting")
+    url = f"{MODEL}versions/1/status/"
+    shown = ModelVersion.objects.get(pk=trained.pk).state
+    assert "HX-Trigger" not in alice_client.get(url, {"seen": shown}, headers=HX).headers
+    ModelVersion.objects.filter(pk=trained.pk).update(progress=0.9, log="more")
+    response = alice_client.get(url, {"seen": shown}, headers=HX)
+    assert json.loads(response["HX-Trigger"]) == {"model-version-changed": 1}
+    ModelVersion.objects.filter(pk=trained.pk).update(status=Status.TRAINED, stage="Trained")
+    response = alice_client.get(url, {"seen": shown}, headers=HX)
+    events = {"model-version-changed": 1, "model-version-finished": 1}
+    assert json.loads(response["HX-Trigger"]) == events
+
+
+def test_the_model_page_head_and_details_follow_the_versions_table(alice_client, trained):
+    ModelVersion.objects.filter(pk=trained.pk).update(status=Status.TRAINING)
+    page = text(alice_client.get(MODEL))
+    head = page.split('<div class="page-head" id="model-head"')[1].split(">")[0]
+    assert 'hx-trigger="model-version-finished from:body"' in head
+    assert 'hx-select="#model-head"' in head
+    assert "Try your own text" not in page.split("<h2>Versions</h2>")[0].split("<dialog")[0]
+    ModelVersion.objects.filter(pk=trained.pk).update(status=Status.TRAINED)
+    page = text(alice_client.get(MODEL))
+    assert "+ Try your own text" in page.split('id="model-head"')[1].split("<dialog")[0]
 
 
 def test_the_status_url_is_the_model_page_without_javascript(alice_client, trained):
@@ -609,7 +663,7 @@ def test_the_details_of_a_version_are_a_fragment_over_htmx(alice_client, trained
 def test_the_details_of_an_unfinished_version_refresh(alice_client, trained):
     ModelVersion.objects.filter(pk=trained.pk).update(status=Status.TRAINING, log="")
     page = text(alice_client.get(f"{MODEL}versions/1/", headers=HX))
-    assert f'hx-get="{MODEL}versions/1/" hx-trigger="every 2s"' in page
+    assert f'hx-get="{MODEL}versions/1/" hx-trigger="model-version-changed from:body"' in page
     assert "The log appears when training starts." in page
 
 

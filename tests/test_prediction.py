@@ -73,7 +73,7 @@ def test_a_new_version_is_used_at_once(trained_model):
     [
         ([], "at least one text"),
         (["  "], "text 1 is empty"),
-        (["x" * 20_001], "the limit is 20,000"),
+        (["x" * 100_001], "the limit is 100,000"),
         (["ok"] * 129, "at most 128 texts"),
         ("not a list", "a list of strings"),
     ],
@@ -103,7 +103,24 @@ def test_the_box_renders_and_answers(alice_client, trained_model):
 
 def test_the_box_explains_an_empty_text(alice_client, trained_model):
     answer = alice_client.post(TRY, {"text": "   "}, headers={"HX-Request": "true"})
-    assert b"text 1 is empty" in answer.content
+    assert b"Type a text first." in answer.content
+
+
+def test_the_box_and_the_api_share_the_uploads_text_limit(alice_client, trained_model, settings):
+    settings.PORTAL_MAX_TEXT_LENGTH = 40
+    answer = alice_client.post(TRY, {"text": "x" * 41}, headers={"HX-Request": "true"})
+    assert answer.status_code == 200
+    assert "Your text is 41 characters long; the limit is 40." in answer.content.decode()
+    assert "Model version" not in answer.content.decode()
+    fits = alice_client.post(TRY, {"text": "y" * 40}, headers={"HX-Request": "true"})
+    assert "Model version v1" in fits.content.decode()
+    response = alice_client.post(
+        API, json.dumps({"texts": ["x" * 41]}), content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "the limit is 40" in response.json()["error"]
+    upload = alice_client.get("/apps/spam-filter/inputs/upload/")
+    assert "a text may have up to 40 characters" in upload.content.decode()
 
 
 def test_the_api_predicts(alice_client, trained_model):

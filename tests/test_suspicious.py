@@ -1,7 +1,17 @@
 import pytest
 
 from portal import embedding, suspicious
-from portal.models import Annotation, App, Concept, Dataset, Input, text_hash
+from portal.models import (
+    Annotation,
+    App,
+    Concept,
+    Dataset,
+    Input,
+    ModelVersion,
+    TrainableModel,
+    default_params,
+    text_hash,
+)
 from tests.conftest import HAM_TEXTS, SPAM_TEXTS
 
 HX = {"HX-Request": "true"}
@@ -196,3 +206,21 @@ def test_it_says_which_labeled_inputs_wait_for_embedding(alice_client, app, plan
     add(app, "Lunch at noon?", ham=1)
     body = alice_client.get(page(app)).content.decode()
     assert "1 labeled input is still being embedded" in body
+
+
+def test_with_an_exclusive_model_the_probabilities_add_up_to_one(alice_client, app, planted):
+    wrong, _, _ = planted
+    model = TrainableModel.objects.create(app=app, slug="exclusive")
+    params = {**default_params(), "concepts_mutually_exclusive": True}
+    ModelVersion.objects.create(
+        model=model, number=1, status=ModelVersion.Status.TRAINED, params=params
+    )
+    report = suspicious.check(app)
+    assert report.exclusive
+    found = next(m for m in report.mislabeled if m.input_pk == wrong.pk)
+    assert sum(p for _, p in found.scores) == pytest.approx(1.0)
+    assert found.predicted == ["spam"]
+    for row in report.mislabeled:
+        assert sum(p for _, p in row.scores) == pytest.approx(1.0)
+    text = alice_client.get(page(app)).content.decode()
+    assert "mutually exclusive as the latest trained model" in text

@@ -47,8 +47,10 @@ def test_it_needs_a_signed_in_user(client):
 
 
 def test_create_shows_the_key_once_and_stores_only_its_hash(alice_client, alice):
-    response = alice_client.post(TOKENS, {"name": "nightly job"})
-    assert response.status_code == 200
+    posted = alice_client.post(TOKENS, {"name": "nightly job"})
+    assert posted.status_code == 302
+    assert posted.url == TOKENS
+    response = alice_client.get(TOKENS)
     assert "no-store" in response.headers["Cache-Control"]
     token = ApiToken.objects.get(user=alice)
     key = response.context["key"]
@@ -60,9 +62,28 @@ def test_create_shows_the_key_once_and_stores_only_its_hash(alice_client, alice)
     assert token.key_hash == hashlib.sha256(key.encode()).hexdigest()
     assert key not in (token.key_hash, token.hint, token.name)
     assert key.startswith(token.hint)
-    again = alice_client.get(TOKENS)
+    again = alice_client.get(TOKENS)  # a reload
     assert key.encode() not in again.content
     assert token.hint.encode() in again.content
+    assert ApiToken.objects.count() == 1
+    assert key not in str(dict(alice_client.session))
+
+
+def test_a_token_name_is_one_of_a_kind_while_active(alice_client, alice):
+    alice_client.post(TOKENS, {"name": "laptop"})
+    response = alice_client.post(TOKENS, {"name": " Laptop "})
+    assert response.status_code == 200
+    assert "You already have a token called “Laptop”" in response.content.decode()
+    assert ApiToken.objects.count() == 1
+    token = ApiToken.objects.get()
+    alice_client.post(revoke_url(token))
+    assert alice_client.post(TOKENS, {"name": "laptop"}).status_code == 302
+    assert ApiToken.objects.count() == 2
+
+
+def test_the_form_says_name_without_a_colon(alice_client):
+    page = alice_client.get(TOKENS).content.decode()
+    assert '<label for="id_name">Name</label>' in page
 
 
 def test_a_name_is_required(alice_client):
@@ -74,7 +95,8 @@ def test_a_name_is_required(alice_client):
 
 def test_the_key_works_on_the_api_until_revoked(alice_client, alice, spam_model):
     _, other_key = ApiToken.issue(alice, "other")
-    key = alice_client.post(TOKENS, {"name": "script"}).context["key"]
+    alice_client.post(TOKENS, {"name": "script"})
+    key = alice_client.get(TOKENS).context["key"]
     token = ApiToken.objects.get(name="script")
     client = Client()  # no session: the key alone authenticates, as alice
     answer = predict(client, key)

@@ -96,7 +96,7 @@ def test_a_file_just_over_the_limit_is_refused_too(alice_client, app, auth, clie
 
 def test_a_10_mb_cell_is_refused(alice_client, app, auth, client):
     content = 'text,label\n"' + "x" * (10 * MB) + '",spam\n'
-    message = "row 2: a cell is longer than 131,072 characters; is a closing quote missing?"
+    message = "row 2: a cell is longer than 200,000 characters; is a closing quote missing?"
     assert message in upload_page(alice_client, content)
     status, error = upload_api(client, auth, content)
     assert status == 400 and message in error
@@ -108,7 +108,7 @@ def test_10_mb_of_typed_text_is_refused(alice_client, app):
     assert response.status_code == 200
     assert "the typed text is larger than 10 MB. Upload it as a .csv file instead." in response.text
     response = alice_client.post(PAGE, {"mode": "text", "text": "x" * (10 * MB - 1000)})
-    assert "A line is longer than 20,000 characters." in response.text
+    assert "A line is longer than 100,000 characters." in response.text
     assert_nothing_imported()
 
 
@@ -117,7 +117,7 @@ def test_a_10_mb_json_text_is_refused(app, auth, client):
     assert post_json(client, auth, body) == (413, "the upload is larger than the 50 MB limit")
     body = json.dumps({"inputs": [{"text": "x" * (9 * MB)}]})
     status, message = post_json(client, auth, body)
-    assert status == 400 and "the limit is 20000" in message
+    assert status == 400 and "the limit is 100000" in message
     assert_nothing_imported()
 
 

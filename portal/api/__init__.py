@@ -18,7 +18,7 @@ api = NinjaAPI(
     description=(
         "Build text classifiers by transfer learning: apps, datasets, inputs, concepts, "
         "dataset versions, models, training, predictions and evaluations. Authenticate "
-        "with `Authorization: Token <key>` (Settings → API tokens)."
+        "with `Authorization: Token <key>` (your name at the top right → API tokens)."
     ),
     auth=[TokenAuth(), SessionAuth()],
     urls_namespace="api",

@@ -47,7 +47,7 @@ class TokenAuth(APIKeyHeader):
     """
 
     param_name = "Authorization"
-    openapi_description = "Authorization: Token <key> (Settings → API tokens)"
+    openapi_description = "Authorization: Token <key> (your name at the top right → API tokens)"
 
     def authenticate(self, request: HttpRequest, key: str | None) -> AbstractBaseUser | None:
         scheme, _, value = (key or "").partition(" ")

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from portal import explorer, labels
 from portal.access import get_app, get_concept, get_dataset, get_input
 from portal.explorer import PAGE_SIZE, STATES, Filters, matching_inputs, with_row_data
+from portal.forms import ConceptForm
 from portal.ids import as_number
 from portal.models import Annotation, App, Concept, Dataset, Input, ModelVersion
 
@@ -93,29 +94,48 @@ def _back(request: HttpRequest, app: App) -> str:
 def input_label(request: HttpRequest, app_id: str, input_pk: int) -> HttpResponse:
     app = get_app(request, app_id)
     item = get_input(app, input_pk)
-    concept = get_concept(app, request.POST.get("concept", "").strip())
+    typed = request.POST.get("concept", "").strip()
     value = request.POST.get("value", "")
     revision = request.POST.get("revision", "")
     if value not in LABEL_VALUES or as_number(revision) is None:
         return HttpResponseBadRequest("Send value=1, 0 or none and the input's revision.")
+    concept = Concept.objects.filter(app=app, slug__iexact=typed).first()
+    if concept is None and value == "1":
+        # A new name typed in the row's "+ concept" box: created as the upload window's
+        # Add new concept creates one, with the same ID rules.
+        form = ConceptForm({"slug": typed}, app=app)
+        if not form.is_valid():
+            problem = " ".join(form.errors.get("slug", ["That concept ID is not valid."]))
+            return _label_answer(request, app, item, False, typed, problem)
+        concept = form.save()
+    elif concept is None:
+        raise Http404("No such concept in this app.")
     saved = labels.set_label(item, concept, LABEL_VALUES[value], int(revision), request.user)
+    # A refused "+ concept" stays typed in, so that one click applies it.
+    retry = concept.slug if not saved and value == "1" else ""
+    return _label_answer(request, app, item, saved, retry, "" if saved else CONFLICT)
+
+
+def _label_answer(
+    request: HttpRequest, app: App, item: Input, saved: bool, retry: str, problem: str
+) -> HttpResponse:
+    """The input's row again after a label click (htmx), or the explorer page it came from."""
     if not request.htmx:
         if saved:
             messages.success(request, "Saved.")
         else:
-            messages.warning(request, CONFLICT)
+            messages.warning(request, problem)
         return redirect(f"{_back(request, app)}#input-{item.pk}")
     current = with_row_data(Input.objects.filter(pk=item.pk)).get()
-    labeled = {label.concept_id for label in current.annotations.all()}
+    labeled = {label.concept.slug for label in current.annotations.all()}
     back = _back(request, app)
     context = {
         "app": app,
         "input": current,
         "suggesting": None if labeled else _suggest_for_row(app, current, back),
         "saved": saved,
-        "conflict": "" if saved else CONFLICT,
-        # A refused "+ concept" stays typed in, so that one click applies it.
-        "retry": concept.slug if not saved and value == "1" and concept.pk not in labeled else "",
+        "conflict": problem,
+        "retry": "" if retry in labeled else retry,
         "back_url": back,
     }
     return render(request, "portal/_input_row.html", context)

@@ -87,6 +87,7 @@ def _context(
     return {
         **context,
         "version": version,
+        "exclusive": _exclusive(version),
         "card": card,
         "choices": choices,
         "note": note,
@@ -173,6 +174,11 @@ def _posted_input(request: HttpRequest, dataset: Dataset) -> Input:
     return item
 
 
+def _exclusive(version: ModelVersion | None) -> bool:
+    """Whether the model whose suggestions the card shows has mutually exclusive concepts."""
+    return bool(version is not None and version.params.get("concepts_mutually_exclusive"))
+
+
 def _saved_message(chosen: list[Concept], negatives: list[Concept]) -> str:
     parts = []
     if chosen:
@@ -202,6 +208,13 @@ def label_accept(request: HttpRequest, app_id: str) -> HttpResponse:
         model_concepts = (
             [by_slug[s] for s in suggesting.concepts(version) if s in by_slug] if version else []
         )
+        several = [c for c in chosen if c in model_concepts]
+        if _exclusive(version) and len(several) > 1 and not request.POST.get("several"):
+            raise LabelingError(
+                f"Model {version.model.slug}'s concepts are mutually exclusive: choose one of "
+                f"{', '.join(c.slug for c in several)}, or tick “Several concepts on purpose”. "
+                "Nothing was saved."
+            )
         saved = labeling.accept(item, revision, chosen, model_concepts, request.user)
     except LabelingError as exc:
         return _answer(request, app, dataset, error=str(exc))

@@ -1,5 +1,6 @@
 """Models: add a Transfer Learn model, set it up, train it and follow its versions."""
 
+import json
 from typing import NamedTuple
 
 from django.contrib import messages
@@ -11,7 +12,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from classifier import embedders
-from portal import deleting, training
+from portal import deleting, evaluating, training
 from portal.access import get_app, get_model, get_model_version
 from portal.forms import ModelCreateForm, ModelSetupForm
 from portal.ids import as_number
@@ -32,7 +33,7 @@ def _with_latest(queryset: QuerySet[TrainableModel]) -> list[TrainableModel]:
     result = list(annotated)
     for model in result:
         status = model.latest_status
-        model.latest_status_label = ModelVersion.Status(status).label if status else ""
+        model.latest_status_label = ModelVersion.words(status) if status else ""
     return result
 
 
@@ -157,7 +158,11 @@ def model_setup(request: HttpRequest, app_id: str, model_id: str) -> HttpRespons
         if "dataset" in request.GET:  # another dataset or version was picked
             choice = _choose(app, request.GET["dataset"], request.GET.get("dataset_version", ""))
         else:
-            choice = _choose(app, *saved)
+            # The model's dataset at its newest ready version: training again is for the
+            # labels added since.
+            choice = _choose(app, saved[0], "")
+            if note := _newer_than_trained(model, choice, saved[1]):
+                messages.info(request, note)
         if choice.key != saved:
             # Another dataset version than the model's: all its concepts, no subset.
             initial["concepts"], initial["select_concepts"] = choice.concepts, []
@@ -180,12 +185,28 @@ def model_setup(request: HttpRequest, app_id: str, model_id: str) -> HttpRespons
     return render(request, "portal/model_setup.html", context)
 
 
+def _newer_than_trained(model: TrainableModel, choice: DatasetChoice, trained_on: str) -> str:
+    """What to say when the form offers a newer version than the model was trained on."""
+    if choice.version is None or not trained_on or str(choice.version.number) == trained_on:
+        return ""
+    if not model.versions.exists():
+        return ""
+    return (
+        f"The last training used {choice.dataset.slug} v{trained_on}; "
+        f"the newest version, v{choice.version.number}, is chosen."
+    )
+
+
 def _evaluate_context(app: App, version: ModelVersion | None) -> dict:
     """What the version details' Evaluate form offers: the app's ready dataset versions,
     the one the version was trained on first chosen (else the newest of its dataset)."""
     choices = evaluations.dataset_versions(app)
     trained_on = version.dataset_version_id if version else None
     default = next((dv.pk for dv in choices if dv.pk == trained_on), None)
+    if version is not None and version.status == ModelVersion.Status.TRAINED and choices:
+        seen = evaluating.seen_counts(version, choices)
+        for choice in choices:
+            choice.seen = seen[choice.pk]
     return {"evaluation_choices": choices, "default_choice": default}
 
 
@@ -229,28 +250,45 @@ def model_delete(request: HttpRequest, app_id: str, model_id: str) -> HttpRespon
 
 def _version_fragment(
     request: HttpRequest, app_id: str, model_id: str, number: int, template: str
-) -> HttpResponse:
+) -> tuple[HttpResponse, ModelVersion]:
+    """A fragment of the model page about one version, and the version; without htmx,
+    the whole page."""
     app = get_app(request, app_id)
     model = get_model(app, model_id)
     version = get_model_version(model, number)
     if not request.htmx:
-        return _detail(request, app, model, number)
+        return _detail(request, app, model, number), version
     context = {"app": app, "model": model, "version": version}
     if template == DETAILS:
         context.update(_evaluate_context(app, version))
-    return render(request, template, context)
+    return render(request, template, context), version
 
 
 @require_GET
 def version_status(request: HttpRequest, app_id: str, model_id: str, number: int) -> HttpResponse:
-    """The version's row, polled while it waits or trains."""
-    return _version_fragment(request, app_id, model_id, number, "portal/_model_version_row.html")
+    """The version's row, polled while it waits or trains: the one poll of the model page.
+
+    The row sends the state it shows (`seen`). When the state has changed, the response
+    triggers `model-version-changed` (the details panel of an unfinished version reloads),
+    and when the version has finished, also `model-version-finished` (the page head
+    reloads, with Try your own text once a version is trained).
+    """
+    response, version = _version_fragment(
+        request, app_id, model_id, number, "portal/_model_version_row.html"
+    )
+    seen = request.GET.get("seen")
+    if request.htmx and seen is not None and seen != version.state:
+        events = {"model-version-changed": version.number}
+        if version.is_finished:
+            events["model-version-finished"] = version.number
+        response["HX-Trigger"] = json.dumps(events)
+    return response
 
 
 @require_GET
 def version_details(request: HttpRequest, app_id: str, model_id: str, number: int) -> HttpResponse:
     """The version's parameters, error and log, below the versions table."""
-    return _version_fragment(request, app_id, model_id, number, DETAILS)
+    return _version_fragment(request, app_id, model_id, number, DETAILS)[0]
 
 
 @require_GET

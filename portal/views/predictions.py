@@ -69,13 +69,22 @@ def try_text(request: HttpRequest, app_id: str, model_id: str) -> HttpResponse:
         chosen = {k: v for k, v in overrides.items() if v}
         if request.POST.get("ignore_thresholds"):
             chosen["concept_thresholds"] = {}
-        try:
-            answer["result"] = prediction.predict(
-                model, [request.POST.get("text", "")], request.POST.get("version"), chosen
+        text, limit = request.POST.get("text", ""), settings.PORTAL_MAX_TEXT_LENGTH
+        if len(text) > limit:
+            answer["error"] = (
+                f"Your text is {len(text):,} characters long; the limit is {limit:,}. "
+                "Shorten it and predict again."
             )
-        except prediction.PredictionError as exc:
-            answer["error"] = str(exc)
-        answer["text"] = request.POST.get("text", "")
+        elif not text.strip():
+            answer["error"] = "Type a text first."
+        else:
+            try:
+                answer["result"] = prediction.predict(
+                    model, [text], request.POST.get("version"), chosen
+                )
+            except prediction.PredictionError as exc:
+                answer["error"] = str(exc)
+        answer["text"] = text
         if "result" in answer:
             result = answer["result"]
             predicted = _predicted(result)

@@ -22,7 +22,13 @@ def _render_form(
     request: HttpRequest, app: App, form: UploadForm, upload_error: str = ""
 ) -> HttpResponse:
     template = f"{TEMPLATE}#upload-form" if request.htmx else TEMPLATE
-    context = {"app": app, "form": form, "section": "inputs", "upload_error": upload_error}
+    context = {
+        "app": app,
+        "form": form,
+        "section": "inputs",
+        "upload_error": upload_error,
+        "max_text_length": f"{settings.PORTAL_MAX_TEXT_LENGTH:,}",
+    }
     return render(request, template, context)
 
 

@@ -34,12 +34,35 @@
     else if (key === "u") press("label-undo");
     else {
       const box = card().querySelector(`input[name=concepts][data-key="${key}"]`);
-      if (box) box.checked = !box.checked;
+      if (box) {
+        box.checked = !box.checked;
+        chose(box);
+      }
     }
   });
 
+  // Mutually exclusive concepts: a choice replaces the others, unless "several" is ticked;
+  // then several chosen ones bring up a warning.
+  function chose(box) {
+    const choices = box.closest("fieldset[data-exclusive]");
+    if (!choices) return;
+    const several = document.getElementById("label-several");
+    if (box.name === "concepts" && box.checked && !several.checked) {
+      choices.querySelectorAll("input[name=concepts]:checked").forEach((other) => {
+        if (other !== box) other.checked = false;
+      });
+    }
+    const count = choices.querySelectorAll("input[name=concepts]:checked").length;
+    document.getElementById("label-several-warning").hidden = !(several.checked && count > 1);
+  }
+
   // Choosing another dataset, or how often to retrain, applies at once.
   document.addEventListener("change", (event) => {
+    if (event.target.name === "concepts") chose(event.target);
+    if (event.target.id === "label-several") {
+      const first = card().querySelector("fieldset[data-exclusive] input[name=concepts]");
+      if (first) chose(first);
+    }
     if (["label-dataset", "label-retrain"].includes(event.target.id)) event.target.form.requestSubmit();
   });
 })();

@@ -212,7 +212,27 @@
     });
   }
 
+  // Try your own text: Ctrl+Enter (⌘+Enter) predicts; editing the text marks the answer
+  // shown as stale until the next one arrives.
+  function initTryBox() {
+    document.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+      if (event.target.id !== "try-text") return;
+      event.preventDefault();
+      event.target.form.requestSubmit();
+    });
+    document.addEventListener("input", (event) => {
+      if (event.target.id !== "try-text") return;
+      const result = document.getElementById("try-result");
+      if (result && result.children.length) result.classList.add("stale");
+    });
+    document.addEventListener("htmx:afterSwap", (event) => {
+      if (event.detail.target.id === "try-result") event.detail.target.classList.remove("stale");
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    initTryBox();
     initBackButtons();
     initRequestErrors();
     initCopyButtons();

@@ -129,7 +129,7 @@ def test_the_results_page(live_server, page, trained_version, screenshot, celery
     sign_in(page, live_server.url)
     evaluation = evaluating.start_evaluation(version, version.dataset_version, None)
     page.goto(results_url(live_server, evaluation))
-    page.locator(".page-head").get_by_text("21300 MODEL-EVALUATED").wait_for(timeout=90_000)
+    page.locator(".page-head").get_by_text("Evaluated", exact=True).wait_for(timeout=90_000)
     evaluation.refresh_from_db()
     assert evaluation.status == Evaluation.Status.EVALUATED, evaluation.error
     assert evaluation.kfold and evaluation.folds == 5
@@ -258,7 +258,7 @@ def test_the_status_follows_the_job(live_server, page, untrained_version, screen
     sign_in(page, live_server.url)
     page.goto(results_url(live_server, evaluation))
     status = page.locator("#evaluation-status")
-    assert status.get_by_text("MODEL-QUEUED-FOR-EVALUATION").is_visible()
+    assert status.get_by_text("Waiting to evaluate").is_visible()
     assert status.get_by_text("Waiting for a worker…").is_visible()
     assert status.get_attribute("hx-trigger") == "every 1s"
     screenshot(page, "evaluation-queued")
@@ -279,7 +279,7 @@ def test_the_status_follows_the_job(live_server, page, untrained_version, screen
     # The finished fragment reloads the page, which shows the reason and stops polling.
     page.get_by_role("alert").get_by_text("Cross-validation needs at least 2").wait_for()
     assert page.locator("#evaluation-status").get_attribute("hx-trigger") is None
-    assert status.get_by_text("21317 MODEL-EVALUATION-FAILED").is_visible()
+    assert status.get_by_text("Evaluation failed").is_visible()
     assert page.locator("#concept-table").count() == 0
     screenshot(page, "evaluation-failed")
 

@@ -103,11 +103,14 @@ def test_the_whole_walkthrough(live_server, page, alice, screenshot, celery_work
     page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "walkthrough-7-setup")
     page.get_by_role("button", name="Train Model").click()
-    page.locator("#model-version-1").get_by_text("MODEL-TRAINED").wait_for(timeout=90_000)
+    page.locator("#model-version-1").get_by_text("Trained", exact=True).wait_for(timeout=90_000)
     assert ModelVersion.objects.get().status == ModelVersion.Status.TRAINED
+    # The rest of the page follows the versions table, with no reload.
+    page.locator("#version-details").get_by_text("Trained", exact=True).wait_for()
+    page.locator("#version-details").get_by_role("button", name="Evaluate").wait_for()
+    screenshot(page, "walkthrough-7-trained")
 
     # Step 8: Try your own text.
-    page.reload()
     page.get_by_role("link", name="Try your own text").click()
     dialog = page.get_by_role("dialog", name="Try your own text")
     dialog.get_by_label("Your text").fill(
