@@ -66,6 +66,7 @@ class UploadForm(forms.Form):
     concepts = forms.ModelMultipleChoiceField(
         queryset=Concept.objects.none(), to_field_name="slug", required=False
     )
+    no_dataset = forms.BooleanField(required=False)  # inputs in no dataset, on purpose
 
     def __init__(self, *args, app: App, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -74,6 +75,12 @@ class UploadForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        if "datasets" in data and not data["datasets"] and not data.get("no_dataset"):
+            self.add_error(
+                "datasets",
+                "Choose a dataset: inputs in no dataset are in no version, so no training "
+                "sees them. Or tick “Upload without a dataset”.",
+            )
         if data.get("mode") == "text":
             lines = data.get("text", "").splitlines()
             limit = settings.PORTAL_MAX_TEXT_LENGTH

@@ -542,7 +542,8 @@ def test_ids_in_the_body_reach_only_the_users_own_objects(alice_objects, bob_obj
     by_name = {route.name: route for route in routes()}
     cases = [
         *[("portal:inputs-bulk", {"action": action}) for action in sorted(BULK_ACTIONS)],
-        ("portal:input-label", {}),
+        # As a negative: "+ concept" (value 1) makes Bob a concept of his own by that name.
+        ("portal:input-label", {"value": "0"}),
         ("portal:input-similar-label", {"action": "label"}),
         ("portal:suspicious-fix", {}),
         ("portal:label-next-accept", {}),

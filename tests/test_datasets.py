@@ -225,6 +225,29 @@ def test_new_version_over_htmx_returns_the_versions(alice_client, dataset, ready
     assert 'id="version-2"' in html
     assert 'id="version-1"' in html
     assert 'hx-trigger="every 1s"' in html
+    assert "Version v2 is being made" in html
+    # The page's version counter follows at once.
+    counter = html.split('<div class="stat" id="version-count" hx-swap-oob="true">')[1]
+    assert counter.startswith('<div class="value">2</div>')
+
+
+@pytest.mark.parametrize("headers", [HX, {}])
+def test_new_version_of_a_dataset_without_inputs_is_refused(alice_client, app, headers):
+    Dataset.objects.create(app=app, slug="empty")
+    response = alice_client.post(f"/apps/{app.slug}/datasets/empty/versions/new/", headers=headers)
+    assert not DatasetVersion.objects.exists()
+    if headers:
+        assert "Dataset empty has no inputs yet" in response.content.decode()
+    else:
+        page = alice_client.get(response["Location"]).content.decode()
+        assert "Dataset empty has no inputs yet" in page
+
+
+def test_the_dataset_page_offers_upload_inputs_into_it(alice_client, dataset):
+    page = alice_client.get(PAGE).content.decode()
+    link = 'href="/apps/spam-filter/inputs/upload/?dataset=emails" data-dialog="upload-dialog">'
+    assert f"{link}Upload inputs</a>" in page
+    assert 'hx-get="/apps/spam-filter/inputs/upload/?dataset=emails"' in page
 
 
 def test_new_version_needs_a_post(alice_client, dataset):

@@ -37,7 +37,7 @@ def csv_file(content: str | bytes) -> SimpleUploadedFile:
 
 
 def upload_page(client: Client, content: str | bytes) -> str:
-    response = client.post(PAGE, {"mode": "csv", "file": csv_file(content)})
+    response = client.post(PAGE, {"mode": "csv", "no_dataset": "1", "file": csv_file(content)})
     assert response.status_code == 200
     return response.text
 
@@ -104,10 +104,14 @@ def test_a_10_mb_cell_is_refused(alice_client, app, auth, client):
 
 
 def test_10_mb_of_typed_text_is_refused(alice_client, app):
-    response = alice_client.post(PAGE, {"mode": "text", "text": "x" * (10 * MB + 1)})
+    response = alice_client.post(
+        PAGE, {"mode": "text", "no_dataset": "1", "text": "x" * (10 * MB + 1)}
+    )
     assert response.status_code == 200
     assert "the typed text is larger than 10 MB. Upload it as a .csv file instead." in response.text
-    response = alice_client.post(PAGE, {"mode": "text", "text": "x" * (10 * MB - 1000)})
+    response = alice_client.post(
+        PAGE, {"mode": "text", "no_dataset": "1", "text": "x" * (10 * MB - 1000)}
+    )
     assert "A line is longer than 100,000 characters." in response.text
     assert_nothing_imported()
 
@@ -148,7 +152,12 @@ def test_metadata_nested_up_to_the_limit_is_stored(alice_client, app, auth, clie
     assert post_json(client, auth, body)[0] == 201
     cell = json.dumps(metadata).replace('"', '""')
     content = f'input,metadata\nfrom a file,"{cell}"\n'
-    assert alice_client.post(PAGE, {"mode": "csv", "file": csv_file(content)}).status_code == 302
+    assert (
+        alice_client.post(
+            PAGE, {"mode": "csv", "no_dataset": "1", "file": csv_file(content)}
+        ).status_code
+        == 302
+    )
     assert [item.metadata for item in Input.objects.order_by("text")] == [metadata, metadata]
 
 
@@ -252,7 +261,9 @@ def test_200000_concepts_in_json_are_refused_in_bounded_memory(app, auth, client
 @pytest.mark.django_db(transaction=True)
 def test_200000_concepts_fail_a_background_import(alice_client, app, celery_worker):
     content = too_many_concepts_csv()
-    response = alice_client.post(PAGE, {"mode": "csv", "file": csv_file(content)})
+    response = alice_client.post(
+        PAGE, {"mode": "csv", "no_dataset": "1", "file": csv_file(content)}
+    )
     assert response.status_code == 200
     job = ImportJob.objects.get()
     deadline = time.monotonic() + 60

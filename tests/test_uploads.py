@@ -1,3 +1,4 @@
+import re
 import time
 
 import pytest
@@ -73,7 +74,7 @@ def test_it_skips_duplicates(alice_client, app, dataset):
 
 
 def test_it_refuses_an_empty_text(alice_client, app):
-    response = alice_client.post(URL, {"mode": "text", "text": "  \n "})
+    response = alice_client.post(URL, {"mode": "text", "no_dataset": "1", "text": "  \n "})
     assert b"Type at least one text" in response.content
     assert not Input.objects.exists()
 
@@ -105,14 +106,16 @@ def test_it_imports_the_portal_format_with_negatives(alice_client, app):
         "input.id,input.data.text.raw,input.data.concepts[0].id,input.data.concepts[0].value\n"
         "x1,cheap pills,spam,1\nx2,lunch at noon?,spam,0\n"
     )
-    alice_client.post(URL, {"mode": "csv", "file": csv_file(content)})
+    alice_client.post(URL, {"mode": "csv", "no_dataset": "1", "file": csv_file(content)})
     assert labels("cheap pills") == {("spam", 1)}
     assert labels("lunch at noon?") == {("spam", 0)}
 
 
 def test_chosen_concepts_apply_on_top_of_the_file(alice_client, app, spam):
     content = "text,label\nbuy now,promo\n"
-    alice_client.post(URL, {"mode": "csv", "file": csv_file(content), "concepts": ["spam"]})
+    alice_client.post(
+        URL, {"mode": "csv", "no_dataset": "1", "file": csv_file(content), "concepts": ["spam"]}
+    )
     assert labels("buy now") == {("spam", 1), ("promo", 1)}
 
 
@@ -134,13 +137,15 @@ def test_a_bad_csv_imports_nothing_and_lists_the_errors(alice_client, app, datas
 
 def test_it_refuses_a_file_over_the_size_cap(alice_client, app, settings):
     settings.PORTAL_MAX_UPLOAD_BYTES = 10
-    response = alice_client.post(URL, {"mode": "csv", "file": csv_file("text\n" + "x" * 20)})
+    response = alice_client.post(
+        URL, {"mode": "csv", "no_dataset": "1", "file": csv_file("text\n" + "x" * 20)}
+    )
     assert b"larger than the" in response.content
     assert not ImportJob.objects.exists()
 
 
 def test_it_needs_a_file(alice_client, app):
-    response = alice_client.post(URL, {"mode": "csv"})
+    response = alice_client.post(URL, {"mode": "csv", "no_dataset": "1"})
     assert b"Choose a .csv file" in response.content
 
 
@@ -162,7 +167,9 @@ def test_a_large_file_imports_in_the_background(alice_client, app, settings, cel
     rows = [f"message {i},{'spam' if i % 2 else 'ham'}\n" for i in range(40)]
     content = "text,label\n" + "".join(rows)
     response = alice_client.post(
-        URL, {"mode": "csv", "file": csv_file(content)}, headers={"HX-Request": "true"}
+        URL,
+        {"mode": "csv", "no_dataset": "1", "file": csv_file(content)},
+        headers={"HX-Request": "true"},
     )
     job = ImportJob.objects.get()
     assert b"every 1s" in response.content
@@ -186,7 +193,7 @@ def test_a_large_file_imports_in_the_background(alice_client, app, settings, cel
 def test_a_large_file_with_the_queue_down_says_so(alice_client, app, settings, dead_broker):
     settings.PORTAL_BACKGROUND_IMPORT_ROWS = 1
     content = "text\none\ntwo\nthree\n"
-    response = alice_client.post(URL, {"mode": "csv", "file": csv_file(content)})
+    response = alice_client.post(URL, {"mode": "csv", "no_dataset": "1", "file": csv_file(content)})
     assert b"job queue is unavailable" in response.content
     assert not ImportJob.objects.exists()
     assert not Input.objects.exists()
@@ -206,7 +213,7 @@ def test_it_checks_ownership(client, charlie, app, method, url):
     job = ImportJob.objects.create(app=app, filename="x.csv", data=b"")
     client.force_login(charlie)
     response = getattr(client, method)(
-        url.format(job=job.pk), {"mode": "text", "text": "x", "slug": "evil"}
+        url.format(job=job.pk), {"mode": "text", "no_dataset": "1", "text": "x", "slug": "evil"}
     )
     assert response.status_code == 404
     assert not Input.objects.exists()
@@ -216,7 +223,7 @@ def test_it_checks_ownership(client, charlie, app, method, url):
 def test_the_embedding_status_polls_until_every_input_is_embedded(alice_client, app, embedder):
     from portal import embedding
 
-    alice_client.post(URL, {"mode": "text", "text": "one\ntwo"})
+    alice_client.post(URL, {"mode": "text", "no_dataset": "1", "text": "one\ntwo"})
     url = "/apps/spam-filter/inputs/embedding/"
     waiting = alice_client.get(url, headers={"HX-Request": "true"})
     assert b"0 of 2 inputs embedded" in waiting.content
@@ -229,6 +236,29 @@ def test_the_embedding_status_polls_until_every_input_is_embedded(alice_client, 
 
 def test_it_refuses_an_overlong_line(alice_client, app, settings):
     settings.PORTAL_MAX_TEXT_LENGTH = 10
-    response = alice_client.post(URL, {"mode": "text", "text": "short\n" + "x" * 11})
+    response = alice_client.post(
+        URL, {"mode": "text", "no_dataset": "1", "text": "short\n" + "x" * 11}
+    )
     assert b"A line is longer than 10 characters" in response.content
     assert not Input.objects.exists()
+
+
+def checked_datasets(response) -> list[str]:
+    return re.findall(r'name="datasets" value="([\w-]+)" checked', response.content.decode())
+
+
+def test_the_apps_only_dataset_or_the_one_asked_for_is_chosen(alice_client, app, dataset):
+    assert checked_datasets(alice_client.get(URL)) == ["emails"]
+    Dataset.objects.create(app=app, slug="other")
+    assert checked_datasets(alice_client.get(URL)) == []
+    assert checked_datasets(alice_client.get(URL, {"dataset": "other"})) == ["other"]
+    assert checked_datasets(alice_client.get(URL, {"dataset": "nope"})) == []
+
+
+def test_an_upload_into_no_dataset_asks_first(alice_client, app, dataset):
+    response = alice_client.post(URL, {"mode": "text", "text": "hello"})
+    assert response.status_code == 200
+    assert "inputs in no dataset are in no version" in response.content.decode()
+    assert not Input.objects.exists()
+    alice_client.post(URL, {"mode": "text", "text": "hello", "no_dataset": "1"})
+    assert Input.objects.get().datasets.count() == 0

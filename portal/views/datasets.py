@@ -129,15 +129,31 @@ def dataset_delete(request: HttpRequest, app_id: str, dataset_id: str) -> HttpRe
 def version_new(request: HttpRequest, app_id: str, dataset_id: str) -> HttpResponse:
     app = get_app(request, app_id)
     dataset = get_dataset(app, dataset_id)
-    try:
-        versions.create_version(dataset)
-    except QueueUnavailable as exc:
-        messages.error(request, str(exc))
-        # A reload shows the message where every page shows messages.
-        return HttpResponseClientRefresh() if request.htmx else redirect(dataset)
+    if not dataset.inputs.exists():
+        note = (
+            f"Dataset {dataset.slug} has no inputs yet: upload or add some, then make a "
+            "version. Nothing was made."
+        )
+        created = None
+    else:
+        try:
+            created = versions.create_version(dataset)
+        except QueueUnavailable as exc:
+            messages.error(request, str(exc))
+            # A reload shows the message where every page shows messages.
+            return HttpResponseClientRefresh() if request.htmx else redirect(dataset)
+        note = f"Version v{created.number} is being made; it is ready when its status says so."
     if request.htmx:
-        context = {"app": app, "dataset": dataset, "versions": _list_versions(dataset)}
+        context = {
+            "app": app,
+            "dataset": dataset,
+            "versions": _list_versions(dataset),
+            "version_note": note,
+            "version_refused": created is None,
+            "counted": True,
+        }
         return render(request, "portal/dataset_detail.html#versions", context)
+    (messages.success if created else messages.error)(request, note)
     return redirect(dataset)
 
 

@@ -54,8 +54,14 @@ def upload(request: HttpRequest, app_id: str) -> HttpResponse:
 
 @csrf_protect
 def _upload(request: HttpRequest, app: App) -> HttpResponse:
-    form = UploadForm(request.POST or None, request.FILES or None, app=app)
-    if request.method != "POST" or not form.is_valid():
+    if request.method != "POST":
+        # The dataset the person came from, or the app's only one, is chosen already.
+        datasets = list(app.datasets.values_list("slug", flat=True))
+        wanted = request.GET.get("dataset", "")
+        chosen = [wanted] if wanted in datasets else datasets if len(datasets) == 1 else []
+        return _render_form(request, app, UploadForm(app=app, initial={"datasets": chosen}))
+    form = UploadForm(request.POST, request.FILES or None, app=app)
+    if not form.is_valid():
         return _render_form(request, app, form)
     data = form.cleaned_data
     try:

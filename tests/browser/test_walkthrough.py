@@ -22,6 +22,13 @@ NOT_SPAM = [
     "Happy birthday! Hope you have a wonderful day.",
 ]
 
+CSV_ROWS = [
+    ("Claim your free gift card now, reply STOP to opt out", "spam"),
+    ("You are a winner! Collect your cash prize today", "spam"),
+    ("See you at the station at six", "not-spam"),
+    ("Thanks, the report looks good to me", "not-spam"),
+]
+
 
 def upload_texts(page, texts: list[str], concept: str, new_concept: bool) -> None:
     page.get_by_role("link", name="Upload inputs").first.click()
@@ -80,15 +87,30 @@ def test_the_whole_walkthrough(live_server, page, alice, screenshot, celery_work
     assert Input.objects.filter(annotations__concept__slug="spam").count() == 5
     assert Input.objects.filter(annotations__concept__slug="not-spam").count() == 5
 
+    # Step 3b: a CSV file, into the app's only dataset, chosen already.
+    page.get_by_role("link", name="Upload inputs").first.click()
+    dialog = page.get_by_role("dialog", name="Upload inputs")
+    dialog.get_by_role("tab", name=".csv").click()
+    rows = "".join(f'"{text}",{concept}\n' for text, concept in CSV_ROWS)
+    dialog.get_by_label("CSV file").set_input_files(
+        files=[
+            {"name": "more.csv", "mimeType": "text/csv", "buffer": f"text,label\n{rows}".encode()}
+        ]
+    )
+    assert dialog.get_by_role("checkbox", name="emails").is_checked()
+    screenshot(page, "walkthrough-3-upload-csv")
+    dialog.get_by_role("button", name="Upload inputs").click()
+    page.get_by_text(f"Uploaded {len(CSV_ROWS)} inputs.").wait_for()
+
     # Step 4: the dataset page -> New version.
     page.get_by_role("navigation", name="App sections").get_by_role("link", name="Datasets").click()
     page.get_by_role("link", name="emails").first.click()
     page.get_by_role("button", name="New version").click()
-    page.get_by_text("READY").wait_for(timeout=30_000)
+    page.locator("#version-1").get_by_text("READY", exact=True).wait_for(timeout=30_000)
     screenshot(page, "walkthrough-4-version")
     version = DatasetVersion.objects.get()
-    assert version.input_count == 10
-    assert version.concept_counts["spam"]["positive"] == 5
+    assert version.input_count == 10 + len(CSV_ROWS)
+    assert version.concept_counts["spam"]["positive"] == 7
 
     # Steps 5-7: Models -> Add Model -> Build a Custom Model -> Transfer Learn -> Train Model.
     page.get_by_role("navigation", name="App sections").get_by_role("link", name="Models").click()
