@@ -1,4 +1,7 @@
-"""Batch prediction: a CSV in (the importer's formats), a CSV of probabilities out."""
+"""Batch prediction: a CSV in (the importer's formats), a CSV of probabilities out.
+
+The output keeps every column of the file as it was (a label column too, to compare
+with), then the most probable concept and one probability column per concept."""
 
 import csv
 import io
@@ -8,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from portal import prediction
-from portal.csv_io import CsvImportError, parse_csv
+from portal.csv_io import CsvImportError, cells_by_row, parse_csv
 from portal.models import PredictionJob
 
 log = logging.getLogger(__name__)
@@ -37,12 +40,16 @@ def run(job_id: int, redelivered: bool = False) -> None:
     job = PredictionJob.objects.select_related("model_version__model").get(pk=job_id)
     version = job.model_version
     try:
-        rows = parse_csv(bytes(job.data), max_text_length=settings.PORTAL_MAX_TEXT_LENGTH)
+        data = bytes(job.data)
+        rows = parse_csv(data, max_text_length=settings.PORTAL_MAX_TEXT_LENGTH)
+        header, cells = cells_by_row(data)
         PredictionJob.objects.filter(pk=job_id).update(rows_total=len(rows))
         concepts = list(version.concepts)
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["inputid", "input", "top_concept", *concepts])
+        ours = ["top_concept", *concepts]
+        taken = {name.strip().lower() for name in header}
+        writer.writerow([*header, *(f"{n} (predicted)" if n.lower() in taken else n for n in ours)])
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
             result = prediction.predict(
@@ -60,9 +67,7 @@ def run(job_id: int, redelivered: bool = False) -> None:
             for row, output in zip(chunk, result.outputs, strict=True):
                 values = {c.id: c.value for c in output}
                 top = output[0].id if output else ""
-                writer.writerow(
-                    [row.external_id, row.text, top, *(f"{values[c]:.6f}" for c in concepts)]
-                )
+                writer.writerow([*cells[row.row], top, *(f"{values[c]:.6f}" for c in concepts)])
             PredictionJob.objects.filter(pk=job_id).update(rows_done=start + len(chunk))
         finish(job_id, PredictionJob.Status.DONE, result=out.getvalue().encode(), data=b"")
     except CsvImportError as exc:

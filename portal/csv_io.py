@@ -104,8 +104,14 @@ class _Columns:
 
 
 def parse_csv(
-    data: bytes, *, max_text_length: int = 100_000, max_errors: int = 20
+    data: bytes,
+    *,
+    max_text_length: int = 100_000,
+    max_errors: int = 20,
+    label_map: dict[str, str] | None = None,
 ) -> list[ParsedRow]:
+    """The file's rows, or CsvImportError with the rows at fault. `label_map` renames
+    the file's concept labels (e.g. ``{"ham": "not-spam"}``) before they are checked."""
     # A text over the limit gets the limit's message, not the csv module's cell limit's.
     csv.field_size_limit(max(csv.field_size_limit(), 2 * max_text_length))
     text = _decode(data)
@@ -123,7 +129,7 @@ def parse_csv(
             if not any(cell.strip() for cell in cells):
                 continue
             try:
-                parsed = _parse_row(row, cells, columns, max_text_length)
+                parsed = _parse_row(row, cells, columns, max_text_length, label_map or {})
                 _check_id_is_new(parsed, first_row_of_id)
                 concepts.update(parsed.concepts, parsed.negative_concepts)
                 if len(concepts) > MAX_UPLOAD_CONCEPTS:
@@ -219,6 +225,15 @@ def _lines(text: str) -> Iterator[str]:
         yield match[0]
 
 
+def cells_by_row(data: bytes) -> tuple[list[str], dict[int, list[str]]]:
+    """The header's cells and every row's cells by row number (as `ParsedRow.row`), as
+    the file has them: for outputs that keep a file's own columns. The file must have
+    passed `parse_csv`."""
+    records = _records(_decode(data))
+    _, header = next(records)
+    return header, dict(records)
+
+
 def _explain_csv_error(message: str) -> str:
     if "unexpected end of data" in message:
         return "unterminated quote: a quoted cell starts in this row and never ends"
@@ -255,7 +270,9 @@ def _read_header(cells: list[str]) -> _Columns:
     return _Columns(width=len(names), pairs=pairs, **found)
 
 
-def _parse_row(row: int, cells: list[str], columns: _Columns, max_text_length: int) -> ParsedRow:
+def _parse_row(
+    row: int, cells: list[str], columns: _Columns, max_text_length: int, label_map: dict[str, str]
+) -> ParsedRow:
     if len(cells) != columns.width:
         message = f"{len(cells)} cells, but the header has {columns.width} columns"
         if len(cells) > columns.width:
@@ -273,7 +290,7 @@ def _parse_row(row: int, cells: list[str], columns: _Columns, max_text_length: i
     external_id = _cell(cells, columns.external_id)
     if len(external_id) > MAX_EXTERNAL_ID_LENGTH:
         raise _RowProblem(f"input ID is longer than {MAX_EXTERNAL_ID_LENGTH} characters")
-    concepts, negative_concepts = _concepts(cells, columns)
+    concepts, negative_concepts = _concepts(cells, columns, label_map)
     return ParsedRow(
         row=row,
         text=text,
@@ -288,7 +305,9 @@ def _cell(cells: list[str], index: int | None) -> str:
     return "" if index is None else cells[index].strip()
 
 
-def _concepts(cells: list[str], columns: _Columns) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _concepts(
+    cells: list[str], columns: _Columns, label_map: dict[str, str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     positive = _split_ids(_cell(cells, columns.concepts))
     negative = _split_ids(_cell(cells, columns.negative_concepts))
     for id_index, value_index in columns.pairs:
@@ -299,6 +318,8 @@ def _concepts(cells: list[str], columns: _Columns) -> tuple[tuple[str, ...], tup
         if value not in CONCEPT_VALUES:
             raise _RowProblem(f"concept value {value!r} for {concept!r} must be 1 or 0")
         (positive if CONCEPT_VALUES[value] else negative).append(concept)
+    positive = [label_map.get(c, c) for c in positive]
+    negative = [label_map.get(c, c) for c in negative]
     for concept in positive + negative:
         if not is_valid_id(concept):
             raise _RowProblem(f"concept ID {concept!r} is not valid. {ID_HELP}")

@@ -1,8 +1,10 @@
+import json
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
 
-from portal.ids import is_valid_id
+from portal.ids import ID_HELP, is_valid_id
 from portal.models import HEADS, App, Concept, Dataset, TrainableModel, default_params
 
 # Path segments under /apps/ and /datasets/ that are pages rather than objects.
@@ -67,6 +69,9 @@ class UploadForm(forms.Form):
         queryset=Concept.objects.none(), to_field_name="slug", required=False
     )
     no_dataset = forms.BooleanField(required=False)  # inputs in no dataset, on purpose
+    # The file's labels renamed, as JSON {"file label": "concept ID"}: the upload window's
+    # preview fills it in.
+    label_map = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, app: App, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -89,6 +94,7 @@ class UploadForm(forms.Form):
             elif any(len(line.strip()) > limit for line in lines):
                 self.add_error("text", f"A line is longer than {limit:,} characters.")
         if data.get("mode") == "csv":
+            data["label_map"] = self._label_map(data.get("label_map", ""))
             upload = data.get("file")
             if upload is None:
                 self.add_error("file", "Choose a .csv file.")
@@ -96,6 +102,27 @@ class UploadForm(forms.Form):
                 limit = settings.PORTAL_MAX_UPLOAD_BYTES // (1024 * 1024)
                 self.add_error("file", f"The file is larger than the {limit} MB limit.")
         return data
+
+    def _label_map(self, posted: str) -> dict[str, str]:
+        if not posted:
+            return {}
+        try:
+            mapping = json.loads(posted)
+        except ValueError:
+            mapping = None
+        if not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+        ):
+            self.add_error(None, "The label mapping is not valid: choose the file again.")
+            return {}
+        mapping = {k.strip(): v.strip() for k, v in mapping.items() if v.strip()}
+        for label, concept in mapping.items():
+            if not is_valid_id(concept):
+                self.add_error(
+                    None,
+                    f"“{label}” → “{concept}”: “{concept}” is not a valid concept ID. {ID_HELP}",
+                )
+        return mapping
 
 
 class AppObjectForm(forms.ModelForm):

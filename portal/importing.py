@@ -179,7 +179,11 @@ def run_job(job: ImportJob) -> None:
     commit leaves nothing imported, and the next run imports the whole file.
     """
     try:
-        rows = parse_csv(bytes(job.data), max_text_length=settings.PORTAL_MAX_TEXT_LENGTH)
+        rows = parse_csv(
+            bytes(job.data),
+            max_text_length=settings.PORTAL_MAX_TEXT_LENGTH,
+            label_map=job.label_map,
+        )
         job.rows_total = len(rows)
         ImportJob.objects.filter(pk=job.pk).update(rows_total=job.rows_total)
         with transaction.atomic():
@@ -222,10 +226,11 @@ def import_file(
     data: bytes,
     dataset_ids: list[str],
     concept_ids: list[str] | None = None,
+    label_map: dict[str, str] | None = None,
 ) -> ImportJob:
     """A CSV upload as a job: a small file is imported now (the job ends DONE or FAILED),
     a big one is queued for a worker (PENDING). Raises QueueUnavailable, the job FAILED,
-    when it can't be queued."""
+    when it can't be queued. `label_map` renames the file's labels (see `parse_csv`)."""
     # Imported here: portal.tasks imports this module.
     from portal.tasks import import_csv
 
@@ -236,6 +241,7 @@ def import_file(
         data=data,
         dataset_ids=dataset_ids,
         concept_ids=concept_ids or [],
+        label_map=label_map or {},
     )
     if data.count(b"\n") < settings.PORTAL_BACKGROUND_IMPORT_ROWS:
         start_job(job)

@@ -189,11 +189,13 @@ def take_back(item: Input, revision: int, concept_ids: list[int]) -> None:
 
 
 def labeled_today(dataset: Dataset, user) -> int:
-    """Inputs of the dataset that `user` labeled since midnight (local time)."""
+    """Inputs of the dataset that `user` labeled by hand since midnight (local time): not
+    the labels of uploaded files or the API."""
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return (
         Annotation.objects.filter(
             author=user,
+            by_hand=True,
             created__gte=midnight,
             input__datasets=dataset,
             input__app_id=dataset.app_id,

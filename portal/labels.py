@@ -29,9 +29,15 @@ def _bump(inputs: QuerySet[Input]) -> None:
 
 
 def set_label(
-    item: Input, concept: Concept, value: int | None, expected_revision: int, author
+    item: Input,
+    concept: Concept,
+    value: int | None,
+    expected_revision: int,
+    author,
+    by_hand: bool = True,
 ) -> bool:
-    """Give `item` the label concept=value (1, 0, or None to remove it).
+    """Give `item` the label concept=value (1, 0, or None to remove it); `by_hand`: given
+    in the pages (the API passes False).
 
     Applies only if nobody changed the input's labels since the caller saw
     `expected_revision`; returns False, changing nothing, if somebody did.
@@ -50,14 +56,20 @@ def set_label(
             Annotation.objects.update_or_create(
                 input=item,
                 concept=concept,
-                defaults={"value": value, "author": author, "created": timezone.now()},
+                defaults={
+                    "value": value,
+                    "author": author,
+                    "created": timezone.now(),
+                    "by_hand": by_hand,
+                },
             )
     item.revision = expected_revision + 1
     return True
 
 
 def label_inputs(inputs: QuerySet[Input], concept: Concept, value: int, author) -> int:
-    """Label every input with concept=value, replacing an opposite label; returns how many."""
+    """Label every input with concept=value, replacing an opposite label; returns how many.
+    Labels given so are by hand: a person chose them in the pages."""
     inputs = inputs.filter(app_id=concept.app_id)
     has_label = Annotation.objects.filter(input=OuterRef("pk"), concept=concept)
     with transaction.atomic():
@@ -67,12 +79,14 @@ def label_inputs(inputs: QuerySet[Input], concept: Concept, value: int, author) 
         _bump(inputs.exclude(Exists(has_label.filter(value=value))))
         Annotation.objects.filter(concept=concept, input__in=inputs.values("pk")).exclude(
             value=value
-        ).update(value=value, author=author, created=timezone.now())
+        ).update(value=value, author=author, created=timezone.now(), by_hand=True)
         missing = list(inputs.exclude(Exists(has_label)).values_list("pk", flat=True))
         for batch in _batches(missing):
             Annotation.objects.bulk_create(
                 [
-                    Annotation(input_id=pk, concept=concept, value=value, author=author)
+                    Annotation(
+                        input_id=pk, concept=concept, value=value, author=author, by_hand=True
+                    )
                     for pk in batch
                 ],
                 ignore_conflicts=True,  # a label added meanwhile in another tab wins

@@ -45,29 +45,67 @@ class App(models.Model):
         }
 
     def recent_activity(self, limit: int = 8) -> list[tuple]:
-        """(time, description, url) of the latest imports and dataset versions."""
+        """(time, description, url) of the latest imports, dataset versions, trainings and
+        evaluations."""
         imports = self.import_jobs.order_by("-created")[:limit]
         versions = (
             DatasetVersion.objects.filter(dataset__app=self)
             .select_related("dataset")
             .order_by("-created")[:limit]
         )
-        events = [
-            (
-                job.created,
-                f"Import of {job.filename}: {job.get_status_display().lower()}"
-                + (f", {job.created_count} inputs" if job.status == ImportJob.Status.DONE else ""),
-                reverse("portal:import-status", args=[self.slug, job.pk]),
-            )
-            for job in imports
-        ] + [
-            (
-                v.created,
-                f"Version v{v.number} of dataset {v.dataset.slug}: {v.status.lower()}",
-                v.dataset.get_absolute_url(),
-            )
-            for v in versions
-        ]
+        trainings = (
+            ModelVersion.objects.filter(model__app=self)
+            .select_related("model")
+            .defer("head", "log")
+            .order_by("-created")[:limit]
+        )
+        evaluations = (
+            Evaluation.objects.filter(model_version__model__app=self)
+            .select_related("model_version__model", "dataset_version__dataset")
+            .defer("data", "metrics", "model_version__head", "model_version__log")
+            .order_by("-created")[:limit]
+        )
+        events = (
+            [
+                (
+                    job.created,
+                    f"Import of {job.filename}: {job.get_status_display().lower()}"
+                    + (
+                        f", {job.created_count} inputs"
+                        if job.status == ImportJob.Status.DONE
+                        else ""
+                    ),
+                    reverse("portal:import-status", args=[self.slug, job.pk]),
+                )
+                for job in imports
+            ]
+            + [
+                (
+                    v.created,
+                    f"Version v{v.number} of dataset {v.dataset.slug}: {v.status.lower()}",
+                    v.dataset.get_absolute_url(),
+                )
+                for v in versions
+            ]
+            + [
+                (
+                    t.created,
+                    f"Training of {t.model.slug} v{t.number}: {t.status_words.lower()}",
+                    f"{t.model.get_absolute_url()}?version={t.number}",
+                )
+                for t in trainings
+            ]
+            + [
+                (
+                    e.created,
+                    f"Evaluation of {e.model_version.model.slug} v{e.model_version.number} on "
+                    f"{e.dataset_version.dataset.slug} v{e.dataset_version.number}: "
+                    f"{e.status_words.lower()}",
+                    reverse("portal:evaluation", args=[self.slug, e.pk]),
+                )
+                for e in evaluations
+            ]
+        )
         return sorted(events, key=lambda event: event[0], reverse=True)[:limit]
 
 
@@ -160,6 +198,7 @@ class Annotation(models.Model):
     value = models.SmallIntegerField(choices=VALUES, default=POSITIVE)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
+    by_hand = models.BooleanField(default=False)  # given in the pages, not by a file or the API
 
     class Meta:
         constraints = [
@@ -262,6 +301,7 @@ class ImportJob(models.Model):
     data = models.BinaryField()
     dataset_ids = models.JSONField(default=list)
     concept_ids = models.JSONField(default=list)
+    label_map = models.JSONField(default=dict)  # the file's labels renamed: {"ham": "not-spam"}
     attempts = models.PositiveSmallIntegerField(default=0)  # deliveries that started it
     status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
     rows_total = models.PositiveIntegerField(default=0)

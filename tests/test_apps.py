@@ -1,6 +1,7 @@
 import pytest
+from django.utils import timezone
 
-from portal.models import App
+from portal.models import App, Dataset, DatasetVersion, Evaluation, ModelVersion, TrainableModel
 
 pytestmark = pytest.mark.django_db
 
@@ -82,6 +83,42 @@ def test_overview_shows_the_app_and_sidebar(alice_client, app):
     assert response.status_code == 200
     for label in (b"Overview", b"Settings", b"Spam or not", b"all-MiniLM-L6-v2"):
         assert label in response.content
+
+
+def test_overview_shows_models_trainings_and_evaluations(alice_client, app):
+    dataset = Dataset.objects.create(app=app, slug="emails")
+    dataset_version = DatasetVersion.objects.create(
+        dataset=dataset, number=1, status=DatasetVersion.Status.READY
+    )
+    model = TrainableModel.objects.create(app=app, slug="detector")
+    TrainableModel.objects.create(app=app, slug="fresh")
+    version = ModelVersion.objects.create(
+        model=model,
+        number=1,
+        status=ModelVersion.Status.TRAINED,
+        dataset_version=dataset_version,
+        params={},
+    )
+    evaluation = Evaluation.objects.create(
+        model_version=version,
+        dataset_version=dataset_version,
+        kfold=True,
+        folds=5,
+        status=Evaluation.Status.EVALUATED,
+        finished=timezone.now(),
+        metrics={"summary": {"macro_f1": 0.875}},
+    )
+    page = " ".join(alice_client.get("/apps/spam-filter/").content.decode().split())
+    models = page.split('<table class="overview-models">')[1].split("</table>")[0]
+    detector = models.split('href="/apps/spam-filter/models/detector/"')[1].split("</tr>")[0]
+    assert "v1 ·" in detector and ">Trained</span>" in detector
+    assert f'href="/apps/spam-filter/evaluations/{evaluation.pk}/"' in detector
+    assert "0.875" in detector and "5-fold cross-validation" in detector
+    fresh = models.split('href="/apps/spam-filter/models/fresh/"')[1].split("</tr>")[0]
+    assert "Not trained yet" in fresh and "None yet" in fresh
+    activity = page.split("<h2>Recent activity</h2>")[1]
+    assert "Training of detector v1: trained" in activity
+    assert "Evaluation of detector v1 on emails v1: evaluated" in activity
 
 
 def test_it_saves_settings(alice_client, app):

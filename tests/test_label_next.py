@@ -230,16 +230,18 @@ def test_progress_counts_this_users_labels_of_today_in_this_dataset(
     alice_client, emails, spam, alice, bob
 ):
     a, b, c, d = Input.objects.filter(app=emails.app).order_by("pk")
+    uploaded = add_inputs(emails.app, emails, ["From a file."])[0]
     other = Dataset.objects.create(app=emails.app, slug="other")
     elsewhere = add_inputs(emails.app, other, ["In another dataset."])[0]
-    Annotation.objects.create(input=a, concept=spam, author=alice)  # counts
-    Annotation.objects.create(input=b, concept=spam, author=bob)  # somebody else's
+    Annotation.objects.create(input=a, concept=spam, author=alice, by_hand=True)  # counts
+    Annotation.objects.create(input=b, concept=spam, author=bob, by_hand=True)  # not hers
     yesterday = timezone.now() - timedelta(days=1, hours=1)
-    Annotation.objects.create(input=c, concept=spam, author=alice, created=yesterday)
-    Annotation.objects.create(input=elsewhere, concept=spam, author=alice)  # other dataset
+    Annotation.objects.create(input=c, concept=spam, author=alice, created=yesterday, by_hand=True)
+    Annotation.objects.create(input=elsewhere, concept=spam, author=alice, by_hand=True)
+    Annotation.objects.create(input=uploaded, concept=spam, author=alice)  # a file's, or the API's
     html = alice_client.get(URL).content.decode()
     assert "<b>1</b> labeled today" in html
-    assert "<b>1</b> of 4 unlabeled left" in html
+    assert "<b>1</b> of 5 unlabeled left" in html
     assert shown(alice_client.get(URL)) == d
 
 

@@ -205,6 +205,47 @@ def test_a_bad_batch_file_fails_with_the_reason(trained_model):
     assert "no text column" in job.errors[0]
 
 
+def test_a_batch_result_keeps_the_files_own_columns(trained_model):
+    import csv
+    import io
+
+    from portal import batch
+    from portal.models import PredictionJob
+
+    content = (
+        f'text,label,note\n"{SPAMMY}",spam,first\n"lunch, tomorrow?",ham,\n'
+        '"two\nlines",ham,"a, b"\n'
+    )
+    version = trained_model.versions.get()
+    job = PredictionJob.objects.create(
+        model_version=version, filename="x.csv", data=content.encode()
+    )
+    batch.run(job.pk)
+    job.refresh_from_db()
+    assert job.status == PredictionJob.Status.DONE, job.errors
+    rows = list(csv.reader(io.StringIO(bytes(job.result).decode())))
+    assert rows[0] == ["text", "label", "note", "top_concept", "spam", "ham"]
+    assert rows[1][:4] == [SPAMMY, "spam", "first", "spam"]
+    assert rows[2][:3] == ["lunch, tomorrow?", "ham", ""]
+    assert rows[3][:3] == ["two\nlines", "ham", "a, b"]
+    assert float(rows[1][4]) > 0.5
+
+
+def test_our_columns_never_hide_the_files(trained_model):
+    from portal import batch
+    from portal.models import PredictionJob
+
+    job = PredictionJob.objects.create(
+        model_version=trained_model.versions.get(),
+        filename="x.csv",
+        data=b"text,spam\nwin money now,yes\n",
+    )
+    batch.run(job.pk)
+    job.refresh_from_db()
+    header = bytes(job.result).decode().splitlines()[0]
+    assert header == "text,spam,top_concept,spam (predicted),ham"
+
+
 def test_batch_pages_check_ownership(client, trained_model, charlie):
     from portal.models import PredictionJob
 

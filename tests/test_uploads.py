@@ -230,7 +230,7 @@ def test_the_embedding_status_polls_until_every_input_is_embedded(alice_client, 
     assert b"every 2s" in waiting.content
     embedding.embed_inputs(list(Input.objects.values_list("pk", flat=True)))
     done = alice_client.get(url, headers={"HX-Request": "true"})
-    assert b"All 2 inputs embedded" in done.content
+    assert b"All 2 inputs are embedded" in done.content
     assert b"every 2s" not in done.content
 
 
@@ -262,3 +262,40 @@ def test_an_upload_into_no_dataset_asks_first(alice_client, app, dataset):
     assert not Input.objects.exists()
     alice_client.post(URL, {"mode": "text", "text": "hello", "no_dataset": "1"})
     assert Input.objects.get().datasets.count() == 0
+
+
+def test_a_label_mapping_renames_the_files_labels(alice_client, app, dataset):
+    content = (
+        "text,label\nwin cash now,spam\nlunch at noon?,ham\nsee you,ham\nrefund?,card_payment?\n"
+    )
+    mapping = '{"ham": "not-spam", "card_payment?": "card-payment"}'
+    data = {"mode": "csv", "file": csv_file(content), "datasets": ["emails"], "label_map": mapping}
+    assert alice_client.post(URL, data).status_code == 302
+    assert labels("lunch at noon?") == {("not-spam", 1)}
+    assert labels("win cash now") == {("spam", 1)}
+    assert labels("refund?") == {("card-payment", 1)}
+    assert not Concept.objects.filter(slug="ham").exists()
+    assert ImportJob.objects.get().label_map == {"ham": "not-spam", "card_payment?": "card-payment"}
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ('{"ham": "not spam"}', "“ham” → “not spam”: “not spam” is not a valid concept ID"),
+        ("[1, 2]", "The label mapping is not valid"),
+        ("{oops", "The label mapping is not valid"),
+    ],
+)
+def test_a_bad_label_mapping_imports_nothing(alice_client, app, dataset, mapping, message):
+    content = "text,label\nlunch at noon?,ham\n"
+    data = {"mode": "csv", "file": csv_file(content), "datasets": ["emails"], "label_map": mapping}
+    response = alice_client.post(URL, data)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Input.objects.exists() and not ImportJob.objects.exists()
+
+
+def test_the_csv_panel_takes_a_dropped_file_and_previews_it(alice_client, app, dataset):
+    page = alice_client.get(URL).content.decode()
+    assert '<div class="dropzone" data-dropzone>' in page
+    assert 'id="label-map"' in page and 'id="csv-preview"' in page

@@ -423,7 +423,9 @@ def update_labels(request: HttpRequest, app_id: str, input_id: Number, body: Lab
             raise HttpError(400, message)
         revision = item.revision if body.revision is None else body.revision
         for slug, value in sorted(changes.items()):
-            if not labels.set_label(item, concepts[slug], value, revision, request.user):
+            if not labels.set_label(
+                item, concepts[slug], value, revision, request.user, by_hand=False
+            ):
                 raise HttpError(409, CONFLICT)
             revision += 1
     return _input_json(_rows(Input.objects.filter(pk=item.pk)).get())

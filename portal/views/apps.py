@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -7,7 +8,8 @@ from django_htmx.http import HttpResponseClientRedirect
 from portal import deleting
 from portal.access import get_app
 from portal.forms import AppForm, AppSettingsForm
-from portal.models import App
+from portal.models import App, Evaluation, TrainableModel
+from portal.views.models import with_latest
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -36,8 +38,28 @@ def app_overview(request: HttpRequest, app_id: str) -> HttpResponse:
         "section": "overview",
         "counts": app.counts(),
         "activity": app.recent_activity(),
+        "models": models_with_last_evaluation(app),
     }
     return render(request, "portal/app_overview.html", context)
+
+
+def models_with_last_evaluation(app: App) -> list[TrainableModel]:
+    """The app's models with their latest version's status (`with_latest`) and their last
+    finished evaluation as `last_evaluation` (or None)."""
+    finished = Evaluation.objects.filter(
+        model_version__model=OuterRef("pk"), status=Evaluation.Status.EVALUATED
+    ).order_by("-finished", "-pk")
+    found = with_latest(
+        app.trainable_models.annotate(last_evaluation_pk=Subquery(finished.values("pk")[:1]))
+    )
+    evaluations = (
+        Evaluation.objects.select_related("model_version", "dataset_version__dataset")
+        .defer("data", "model_version__head", "model_version__log")
+        .in_bulk([m.last_evaluation_pk for m in found if m.last_evaluation_pk])
+    )
+    for model in found:
+        model.last_evaluation = evaluations.get(model.last_evaluation_pk)
+    return found
 
 
 def app_settings(request: HttpRequest, app_id: str) -> HttpResponse:

@@ -24,7 +24,9 @@ READY, FAILURE = DatasetVersion.Status.READY, DatasetVersion.Status.FAILURE
 DETAILS = "portal/_model_version_details.html"
 
 
-def _with_latest(queryset: QuerySet[TrainableModel]) -> list[TrainableModel]:
+def with_latest(queryset: QuerySet[TrainableModel]) -> list[TrainableModel]:
+    """The models, each with its latest version's number and status (`latest_number`,
+    `latest_status`, `latest_status_label`)."""
     latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-number")
     annotated = queryset.annotate(
         latest_number=Subquery(latest.values("number")[:1]),
@@ -39,7 +41,7 @@ def _with_latest(queryset: QuerySet[TrainableModel]) -> list[TrainableModel]:
 
 def models(request: HttpRequest, app_id: str) -> HttpResponse:
     app = get_app(request, app_id)
-    context = {"app": app, "section": "models", "models": _with_latest(app.trainable_models)}
+    context = {"app": app, "section": "models", "models": with_latest(app.trainable_models)}
     return render(request, "portal/models.html", context)
 
 

@@ -88,6 +88,7 @@ def _upload(request: HttpRequest, app: App) -> HttpResponse:
             data["file"].read(),
             dataset_ids=[d.slug for d in data["datasets"]],
             concept_ids=[c.slug for c in data["concepts"]],
+            label_map=data["label_map"],
         )
     except QueueUnavailable as exc:
         form.add_error(None, str(exc))

@@ -10,7 +10,7 @@
     const apply = (collapsed) => {
       sidebar.classList.toggle("collapsed", collapsed);
       toggle.setAttribute("aria-expanded", String(!collapsed));
-      toggle.textContent = collapsed ? "⟩" : "⟨";
+      toggle.title = collapsed ? "Expand sidebar" : "Collapse sidebar";
     };
     apply(localStorage.getItem("sidebar-collapsed") === "1");
     toggle.addEventListener("click", () => {
@@ -231,7 +231,169 @@
     });
   }
 
+  // The page's messages become toasts: a done action's note fades after a few seconds,
+  // a warning or an error stays until it is closed. Without JavaScript they stay above
+  // the page, as they are.
+  const TOAST_SECONDS = 8;
+  function initToasts() {
+    const list = document.querySelector("ul.messages");
+    if (!list) return;
+    list.classList.add("toasts");
+    list.querySelectorAll("li").forEach((toast) => {
+      const close = document.createElement("button");
+      close.type = "button";
+      close.className = "toast-close";
+      close.setAttribute("aria-label", "Dismiss");
+      close.textContent = "×";
+      close.addEventListener("click", () => toast.remove());
+      toast.append(close);
+      if (toast.matches(".success, .info")) {
+        setTimeout(() => toast.classList.add("fading"), TOAST_SECONDS * 1000);
+        toast.addEventListener("transitionend", () => toast.remove());
+      }
+    });
+  }
+
+  // The upload window's CSV file: dropped or chosen, its first rows are shown with the
+  // format found and, for a label column, a mapping of its labels to concept IDs (sent
+  // as the hidden label_map). The server reads the whole file again either way.
+  const PREVIEW_BYTES = 65536;
+  const PREVIEW_ROWS = 5;
+  const MAX_MAPPED = 60;
+
+  function parseCsv(text) {
+    const header = text.split(/\r?\n/, 1)[0].replace(/"[^"]*"/g, "");
+    const delimiter = [",", ";", "\t"].reduce((best, d) =>
+      header.split(d).length > header.split(best).length ? d : best, ",");
+    const records = [];
+    let cells = [], cell = "", quoted = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (quoted) {
+        if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; }
+        else if (c === '"') quoted = false;
+        else cell += c;
+      } else if (c === '"') quoted = true;
+      else if (c === delimiter) { cells.push(cell); cell = ""; }
+      else if (c === "\n" || c === "\r") {
+        if (c === "\r" && text[i + 1] === "\n") i++;
+        cells.push(cell); records.push(cells); cells = []; cell = "";
+      } else cell += c;
+    }
+    if (cell || cells.length) { cells.push(cell); records.push(cells); }
+    return records.filter((r) => r.some((value) => value.trim()));
+  }
+
+  function element(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  }
+
+  async function previewCsv(input) {
+    const box = document.getElementById("csv-preview");
+    const mapField = document.getElementById("label-map");
+    if (!box || !mapField) return;
+    mapField.value = "";
+    box.replaceChildren();
+    box.hidden = true;
+    const file = input.files[0];
+    if (!file) return;
+    let records = parseCsv(await file.slice(0, PREVIEW_BYTES).text());
+    if (file.size > PREVIEW_BYTES) records = records.slice(0, -1); // cut mid-row
+    if (!records.length) return;
+    const names = records[0].map((name) => name.trim().toLowerCase());
+    const rows = records.slice(1);
+    const format = names.includes("input.data.text.raw") ? "the portal's format"
+      : names.includes("input") ? "input and concepts (SDK format)"
+      : names.includes("text") ? "text and label" : "";
+    const labelIndex = ["concepts", "label"].map((n) => names.indexOf(n)).find((i) => i >= 0);
+    box.append(element("p", format
+      ? `${file.name}: ${format}` + (labelIndex !== undefined ? `, labels in column “${records[0][labelIndex].trim()}”.` : ", no label column.")
+      : `${file.name}: no text column found (input, input.data.text.raw or text); the upload will say more.`,
+      "csv-format"));
+    const table = element("table", undefined, "csv-rows");
+    const head = table.createTHead().insertRow();
+    records[0].forEach((name) => head.append(element("th", name)));
+    const body = table.createTBody();
+    rows.slice(0, PREVIEW_ROWS).forEach((row) => {
+      const tr = body.insertRow();
+      records[0].forEach((_, i) => tr.append(element("td", (row[i] || "").slice(0, 120))));
+    });
+    const scroll = element("div", undefined, "table-scroll");
+    scroll.append(table);
+    box.append(element("p", `The first ${Math.min(PREVIEW_ROWS, rows.length)} rows:`, "muted"), scroll);
+    if (labelIndex !== undefined) {
+      const labels = new Set();
+      rows.forEach((row) => (row[labelIndex] || "").split(",").forEach((label) => {
+        if (label.trim()) labels.add(label.trim());
+      }));
+      const shown = [...labels].sort().slice(0, MAX_MAPPED);
+      if (shown.length) {
+        const details = element("details", undefined, "label-mapping");
+        details.append(element("summary", `Label mapping: ${labels.size} label${labels.size === 1 ? "" : "s"} in the first rows`));
+        details.append(element("p", "Each file label becomes the concept ID on its right; change one to rename it, e.g. ham → not-spam.", "muted"));
+        const mapping = element("table");
+        const mapBody = mapping.createTBody();
+        shown.forEach((label) => {
+          const tr = mapBody.insertRow();
+          const target = element("input");
+          target.type = "text";
+          target.value = label;
+          target.dataset.label = label;
+          target.setAttribute("aria-label", `Concept ID for the file label ${label}`);
+          tr.append(element("td", label, "mono"), element("td", "→"));
+          const cell = tr.insertCell();
+          cell.append(target);
+        });
+        details.append(mapping);
+        box.append(details);
+      }
+    }
+    box.hidden = false;
+  }
+
+  function initCsvPreview() {
+    document.addEventListener("change", (event) => {
+      if (event.target.id === "id_file") previewCsv(event.target);
+    });
+    document.addEventListener("input", (event) => {
+      if (!event.target.closest(".label-mapping") || !event.target.dataset.label) return;
+      const mapping = {};
+      document.querySelectorAll(".label-mapping input[data-label]").forEach((target) => {
+        const value = target.value.trim();
+        if (value && value !== target.dataset.label) mapping[target.dataset.label] = value;
+      });
+      document.getElementById("label-map").value = Object.keys(mapping).length ? JSON.stringify(mapping) : "";
+    });
+    for (const type of ["dragenter", "dragover"]) {
+      document.addEventListener(type, (event) => {
+        const zone = event.target.closest && event.target.closest("[data-dropzone]");
+        if (!zone) return;
+        event.preventDefault();
+        zone.classList.add("dragging");
+      });
+    }
+    document.addEventListener("dragleave", (event) => {
+      const zone = event.target.closest && event.target.closest("[data-dropzone]");
+      if (zone && !zone.contains(event.relatedTarget)) zone.classList.remove("dragging");
+    });
+    document.addEventListener("drop", (event) => {
+      const zone = event.target.closest && event.target.closest("[data-dropzone]");
+      if (!zone) return;
+      event.preventDefault();
+      zone.classList.remove("dragging");
+      const input = zone.querySelector("input[type=file]");
+      if (!event.dataTransfer.files.length) return;
+      input.files = event.dataTransfer.files;
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    initCsvPreview();
+    initToasts();
     initTryBox();
     initBackButtons();
     initRequestErrors();

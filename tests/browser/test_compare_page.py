@@ -46,3 +46,27 @@ def test_compare_two_versions_and_two_datasets(live_server, page, trained_model,
     page.goto(f"{live_server.url}/apps/spam-filter/evaluations/compare/?ids={on_more.pk}")
     assert page.get_by_text("Choose at least two finished evaluations").is_visible()
     screenshot(page, "compare-too-few")
+
+
+@pytest.mark.parametrize("width", [1280, 1366])
+def test_compare_fits_the_window_with_long_ids(live_server, page, trained_model, width, screenshot):
+    from portal.models import Dataset, TrainableModel
+
+    first = trained_model.versions.get()
+    on_emails = evaluated(first, first.dataset_version)
+    more = more_emails(trained_model.app)
+    Dataset.objects.filter(pk=more.dataset.pk).update(slug="d" * 64)
+    on_more = evaluated(first, more)
+    TrainableModel.objects.filter(pk=trained_model.pk).update(slug="m" * 64)
+    page.set_viewport_size({"width": width, "height": 800})
+    sign_in(page, live_server.url)
+    page.goto(
+        f"{live_server.url}/apps/spam-filter/evaluations/compare/"
+        f"?ids={on_emails.pk}&ids={on_more.pk}"
+    )
+    page.get_by_role("heading", name="Compare evaluations").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    for link in page.get_by_role("link", name="Results").all():
+        box = link.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width
+    screenshot(page, f"compare-long-ids-{width}")
