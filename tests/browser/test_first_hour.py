@@ -145,7 +145,9 @@ def test_try_your_own_text_keys_and_a_stale_answer(live_server, page, trained_mo
     page.locator("#try-result:not(.stale) .prediction-bars").wait_for()
 
 
-def test_label_next_with_exclusive_concepts_keeps_one_choice(live_server, page, trained_model):
+def test_label_next_with_exclusive_concepts_keeps_one_choice(
+    live_server, page, trained_model, screenshot
+):
     version = trained_model.versions.get()
     ModelVersion.objects.filter(pk=version.pk).update(
         params={**default_params(), **version.params, "concepts_mutually_exclusive": True}
@@ -165,6 +167,8 @@ def test_label_next_with_exclusive_concepts_keeps_one_choice(live_server, page, 
     spam.check()
     assert spam.is_checked() and ham.is_checked()
     page.locator("#label-several-warning").wait_for()
+    page.set_viewport_size({"width": 1366, "height": 800})
+    screenshot(page, "first-hour-label-next-several-1366")
     page.get_by_role("button", name="Accept").click()
     page.get_by_text("Saved: ").wait_for()
     assert set(Annotation.objects.filter(input=item).values_list("value", flat=True)) == {1}
