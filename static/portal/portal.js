@@ -2,6 +2,17 @@
 (function () {
   "use strict";
 
+  // A "×" button that removes `target`.
+  function dismissButton(target, className) {
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = className;
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "×";
+    close.addEventListener("click", () => target.remove());
+    return close;
+  }
+
   // The sidebar remembers whether it was collapsed.
   function initSidebar() {
     const sidebar = document.getElementById("sidebar");
@@ -179,13 +190,7 @@
       note = document.createElement("div");
       note.className = "request-error message error";
       note.setAttribute("role", "alert");
-      const close = document.createElement("button");
-      close.type = "button";
-      close.className = "close";
-      close.setAttribute("aria-label", "Dismiss");
-      close.textContent = "×";
-      close.addEventListener("click", () => note.remove());
-      note.append(document.createElement("span"), close);
+      note.append(document.createElement("span"), dismissButton(note, "close"));
       place.append(note);
     }
     note.firstChild.textContent = text;
@@ -240,13 +245,7 @@
     if (!list) return;
     list.classList.add("toasts");
     list.querySelectorAll("li").forEach((toast) => {
-      const close = document.createElement("button");
-      close.type = "button";
-      close.className = "toast-close";
-      close.setAttribute("aria-label", "Dismiss");
-      close.textContent = "×";
-      close.addEventListener("click", () => toast.remove());
-      toast.append(close);
+      toast.append(dismissButton(toast, "toast-close"));
       if (toast.matches(".success, .info")) {
         setTimeout(() => toast.classList.add("fading"), TOAST_SECONDS * 1000);
         toast.addEventListener("transitionend", () => toast.remove());
